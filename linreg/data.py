@@ -1,0 +1,92 @@
+"""The book's synthetic dataset as a LightningDataModule.
+
+    dm = SyntheticRegressionDataModule(true_w=(2, -3.4), true_b=4.2, num_examples=1000, batch_size=10)
+    trainer.fit(model, datamodule=dm)
+
+Data is created in `setup`, from a generator seeded with `seed`, so the same seed always gives the same
+training and held-out sets, whatever else uses torch's global RNG.
+
+Loaders:
+- `train_dataloader()`: the book's `data_iter` order through `MinibatchSampler` (shuffled each epoch).
+- `val_dataloader()`: [training set, held-out set], both read in order in large chunks. Lightning runs them
+  after every training epoch: the first gives the book's "loss on the whole training set", the second
+  the held-out metrics. The held-out loader is left out when `num_val == 0`.
+"""
+
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from linreg.functions import synthetic_data
+from linreg.sampler import MinibatchSampler, derive_seed
+
+# RNG streams of a seed (see derive_seed): the data and a drawn true w each get their own, apart from
+# the sampler's per-epoch streams, which use the keys 0, 1, 2, ...
+DATA_STREAM, TRUE_W_STREAM = -1, -2
+
+
+class SyntheticRegressionDataModule(L.LightningDataModule):
+    """y = X true_w + true_b + N(0, noise²), X ~ N(0, 1); `num_examples` to train on, `num_val` held out.
+
+    Pass `true_w` (one weight per feature), or only `num_features` to draw a true w ~ N(0, 1) of that
+    size from `seed`. `eval_batch_size` is the chunk size for the in-order evaluation loaders.
+    """
+
+    def __init__(
+        self,
+        true_w: Sequence[float] | None = (2.0, -3.4),
+        true_b: float = 4.2,
+        num_examples: int = 1000,
+        num_val: int = 1000,
+        batch_size: int = 10,
+        noise: float = 0.01,
+        seed: int = 0,
+        num_features: int | None = None,
+        eval_batch_size: int = 65536,
+    ) -> None:
+        super().__init__()
+        if true_w is None:
+            if num_features is None:
+                raise ValueError("give true_w or num_features")
+            generator = torch.Generator().manual_seed(derive_seed(seed, TRUE_W_STREAM))
+            true_w = torch.randn(num_features, generator=generator, dtype=torch.float64).tolist()
+        elif num_features is not None and num_features != len(true_w):
+            raise ValueError(f"num_features={num_features} disagrees with true_w of length {len(true_w)}")
+        self.save_hyperparameters(ignore=["num_features"])
+        self.hparams.true_w = [float(v) for v in true_w]
+        self.true_w = torch.tensor(self.hparams.true_w, dtype=torch.float64)  # (num_inputs,), exact as given
+        self.true_b = float(true_b)
+        self.num_inputs = len(true_w)
+        self.train_set: TensorDataset | None = None
+        self.val_set: TensorDataset | None = None
+
+    def setup(self, stage: str) -> None:
+        if self.train_set is not None:  # fit, then validate: keep the same data
+            return
+        hp = self.hparams
+        generator = torch.Generator().manual_seed(derive_seed(hp.seed, DATA_STREAM))
+        # Training set first, then the held-out set, from one stream: both depend on the seed alone.
+        X, y = synthetic_data(self.true_w, self.true_b, hp.num_examples, hp.noise, generator)
+        self.train_set = TensorDataset(X, y)  # X: (num_examples, num_inputs), y: (num_examples, 1)
+        if hp.num_val > 0:
+            self.val_set = TensorDataset(*synthetic_data(self.true_w, self.true_b, hp.num_val, hp.noise, generator))
+
+    def train_sampler(self) -> MinibatchSampler:
+        return MinibatchSampler(len(self.train_set), self.hparams.batch_size, shuffle=True, seed=self.hparams.seed)
+
+    def train_dataloader(self) -> DataLoader:
+        # batch_size=None: the sampler's index batch goes straight to TensorDataset.__getitem__,
+        # which gathers X[indices], y[indices] in one indexing op (no per-example collate).
+        return DataLoader(self.train_set, sampler=self.train_sampler(), batch_size=None)
+
+    def _in_order(self, dataset: TensorDataset) -> DataLoader:
+        sampler = MinibatchSampler(len(dataset), self.hparams.eval_batch_size, shuffle=False)
+        return DataLoader(dataset, sampler=sampler, batch_size=None)  # slices: views, no copies
+
+    def val_dataloader(self) -> list[DataLoader]:
+        loaders = [self._in_order(self.train_set)]
+        if self.val_set is not None:
+            loaders.append(self._in_order(self.val_set))
+        return loaders

@@ -1,0 +1,106 @@
+"""The book's linear regression as a thin LightningModule around the functions in `linreg/functions.py`.
+
+    model = LinearRegressionScratch(num_inputs=2, lr=0.03)
+    L.Trainer(max_epochs=3).fit(model, datamodule=SyntheticRegressionDataModule())
+
+Optimization is manual (`automatic_optimization = False`): `training_step` is the body of the book's
+loop, `l = squared_loss(linreg(X, w, b), y); l.sum().backward(); sgd([w, b], lr, batch_size)`.
+
+The update goes through `BookSGD`, a torch Optimizer whose `step` is exactly the book's `sgd` call. It
+adds no arithmetic; it exists so that Lightning sees an optimizer step: `trainer.global_step` counts
+optimizer steps, and `max_steps`, step-based checkpoints and resume all depend on it.
+"""
+
+from collections.abc import Callable
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MeanMetric, MeanSquaredError, R2Score
+
+from linreg.functions import linreg, sgd, squared_loss
+
+TRAIN_SET, HELD_OUT = 0, 1  # the order of the DataModule's val_dataloader() list
+
+
+class BookSGD(torch.optim.Optimizer):
+    """The book's `sgd(params, lr, batch_size)` behind torch's Optimizer interface.
+
+    `step(batch_size=n)` runs `sgd(params, lr, n)`: param -= lr * grad / n, then zeroes the grads.
+    """
+
+    def __init__(self, params, lr: float) -> None:
+        super().__init__(params, {"lr": lr})
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None, *, batch_size: int) -> float | None:
+        # Lightning passes a closure that runs its `on_before_optimizer_step` hooks: call it first.
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            sgd(group["params"], group["lr"], batch_size)
+        return loss
+
+
+class LinearRegressionScratch(L.LightningModule):
+    """y_hat = X w + b with w ~ N(0, init_std²) of shape (num_inputs, 1) and b = 0, trained by the book's SGD.
+
+    Logs `train/loss` (minibatch) every step; after each epoch, from the evaluation loaders,
+    `train/epoch_loss` (whole training set, as the book prints it) and on the held-out set `val/loss`,
+    `val/mse`, `val/r2`. `hp_metric` is the held-out loss (the training loss when nothing is held out).
+    """
+
+    def __init__(self, num_inputs: int = 2, lr: float = 0.03, init_std: float = 0.01) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        self.w = nn.Parameter(torch.normal(0, init_std, (num_inputs, 1)))  # (num_inputs, 1)
+        self.b = nn.Parameter(torch.zeros(1))  # (1,)
+        # Epoch metrics accumulate over chunks; torchmetrics syncs them across processes under DDP.
+        self.train_epoch_loss = MeanMetric()
+        self.val_loss = MeanMetric()
+        self.val_mse = MeanSquaredError()
+        self.val_r2 = R2Score()
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return linreg(X, self.w, self.b)
+
+    def configure_optimizers(self) -> BookSGD:
+        return BookSGD([self.w, self.b], lr=self.hparams.lr)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        X, y = batch  # (batch_size, num_inputs), (batch_size, 1)
+        l = squared_loss(linreg(X, self.w, self.b), y)  # (batch_size, 1): the minibatch loss of X and y
+        self.manual_backward(l.sum())  # l is not a scalar: sum it, as the book does, then backprop
+        # sgd([w, b], lr, len(X)). The book passes the nominal batch_size; dividing by the actual length
+        # keeps the short last batch a mean gradient too (see README, "batches that do not divide").
+        self.optimizers().step(batch_size=len(X))
+        loss = l.detach().mean()
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0):
+        X, y = batch  # an in-order chunk: (chunk, num_inputs), (chunk, 1)
+        y_hat = linreg(X, self.w, self.b)  # (chunk, 1)
+        if dataloader_idx == TRAIN_SET:
+            self.train_epoch_loss.update(squared_loss(y_hat, y))
+        else:
+            self.val_loss.update(squared_loss(y_hat, y))
+            self.val_mse.update(y_hat.reshape(-1), y.reshape(-1))
+            self.val_r2.update(y_hat.reshape(-1), y.reshape(-1))
+
+    def on_validation_epoch_end(self) -> None:
+        metrics = {"train/epoch_loss": self.train_epoch_loss}
+        if self.val_loss.update_called:
+            metrics |= {"val/loss": self.val_loss, "val/mse": self.val_mse, "val/r2": self.val_r2}
+        values = {name: metric.compute() for name, metric in metrics.items()}
+        for metric in metrics.values():
+            metric.reset()
+        values["hp_metric"] = values.get("val/loss", values["train/epoch_loss"])
+        # Lightning uses a logged "step" as the x-axis: put epoch metrics at the number of SGD updates
+        # they were measured after, the same axis as the params/* trajectories.
+        values["step"] = float(self.global_step)
+        self.log_dict(values)
+
+    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
+        X = batch[0] if isinstance(batch, list | tuple) else batch
+        return linreg(X, self.w, self.b)

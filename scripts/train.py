@@ -1,0 +1,127 @@
+"""Train the book's linear regression (D2L §3.2) with PyTorch Lightning, and report like the book does.
+
+    python scripts/train.py                       # the book's run: 1000 examples, batch 10, lr 0.03, 3 epochs
+    python scripts/train.py --accelerator gpu     # the same on a GPU
+    tensorboard --logdir lightning_logs           # the curves of every run
+
+Prints `epoch N, loss ...` after each epoch, then the errors in estimating w and b, then the run folder
+`<logdir>/version_N/` holding the TensorBoard events, `summary.json` and `checkpoints/last.ckpt`.
+"""
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from linreg.callbacks import BookPrinter, ParameterLogger, echo, parameter_errors
+from linreg.data import SyntheticRegressionDataModule
+from linreg.model import LinearRegressionScratch
+from linreg.summary import run_summary, write_summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    g = p.add_argument_group("hardware (passed to lightning.Trainer)")
+    g.add_argument("--accelerator", default="auto", help="cpu, gpu, mps or auto (default: %(default)s)")
+    g.add_argument(
+        "--devices", default="auto", help="how many devices, a list like 0,1, or auto (default: %(default)s)"
+    )
+    g.add_argument("--strategy", default="auto", help="auto, ddp, ... (default: %(default)s)")
+    g.add_argument("--num-nodes", type=int, default=1, help="machines for multi-node DDP (default: %(default)s)")
+    g.add_argument("--precision", default="32-true", help="32-true, 64-true, ... (default: %(default)s)")
+    g = p.add_argument_group("training (the book's hyperparameters)")
+    g.add_argument("--max-epochs", type=int, default=3, help="the book's num_epochs (default: %(default)s)")
+    g.add_argument(
+        "--max-steps", type=int, default=-1, help="stop after this many SGD steps (default: %(default)s, no limit)"
+    )
+    g.add_argument("--batch-size", type=int, default=10, help="minibatch size (default: %(default)s)")
+    g.add_argument("--lr", type=float, default=0.03, help="learning rate (default: %(default)s)")
+    g.add_argument(
+        "--init-std", type=float, default=0.01, help="w ~ N(0, init_std²) at the start, b = 0 (default: %(default)s)"
+    )
+    g = p.add_argument_group("synthetic data: y = X true_w + true_b + N(0, noise²)")
+    g.add_argument("--num-examples", type=int, default=1000, help="training examples (default: %(default)s)")
+    g.add_argument("--num-val", type=int, default=1000, help="held-out examples, 0 for none (default: %(default)s)")
+    g.add_argument("--true-w", type=float, nargs="+", help="true weights, one per feature (default: 2 -3.4)")
+    g.add_argument("--true-b", type=float, default=4.2, help="true bias (default: %(default)s)")
+    g.add_argument(
+        "--num-features", type=int, help="without --true-w: draw a true w ~ N(0, 1) of this size from the seed"
+    )
+    g.add_argument(
+        "--noise", type=float, default=0.01, help="standard deviation of the label noise (default: %(default)s)"
+    )
+    g = p.add_argument_group("run")
+    g.add_argument(
+        "--seed", type=int, default=0, help="fixes the data, the init and the batch order (default: %(default)s)"
+    )
+    g.add_argument("--logdir", default="lightning_logs", help="runs go to <logdir>/version_N/ (default: %(default)s)")
+    g.add_argument(
+        "--log-every-n-steps",
+        type=int,
+        default=10,
+        help="log train/loss and params/* every N steps (default: %(default)s)",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = build_parser().parse_args(argv)
+    if args.true_w is None and args.num_features is None:
+        args.true_w = [2.0, -3.4]
+    # The data lives in memory and batches are one indexing op: worker processes would only add IPC.
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")  # Lightning vs torch>=2.9, harmless
+
+    print(f"seed {args.seed}")
+    L.seed_everything(args.seed, verbose=False)  # the initialization of w; data and order have their own
+    datamodule = SyntheticRegressionDataModule(
+        true_w=args.true_w,
+        true_b=args.true_b,
+        num_examples=args.num_examples,
+        num_val=args.num_val,
+        batch_size=args.batch_size,
+        noise=args.noise,
+        seed=args.seed,
+        num_features=args.num_features,
+    )
+    model = LinearRegressionScratch(num_inputs=datamodule.num_inputs, lr=args.lr, init_std=args.init_std)
+    trainer = L.Trainer(
+        accelerator=args.accelerator,
+        devices=args.devices,
+        strategy=args.strategy,
+        num_nodes=args.num_nodes,
+        precision=args.precision,
+        max_epochs=args.max_epochs,
+        max_steps=args.max_steps,
+        logger=TensorBoardLogger(args.logdir, name=""),
+        callbacks=[ModelCheckpoint(save_last=True, save_top_k=0), BookPrinter(), ParameterLogger()],
+        log_every_n_steps=args.log_every_n_steps,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # MinibatchSampler already has the book's semantics
+        enable_model_summary=False,
+    )
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule)
+    fit_seconds = time.perf_counter() - start
+    if trainer.current_epoch * trainer.num_training_batches != trainer.global_step:
+        trainer.validate(model, datamodule=datamodule, verbose=False)  # stopped mid-epoch by --max-steps
+        echo(trainer, f"step {trainer.global_step}, loss {float(trainer.callback_metrics['train/epoch_loss']):f}")
+    if not trainer.is_global_zero:
+        return Path(trainer.log_dir)
+
+    errors = parameter_errors(model, datamodule)
+    if errors is not None:
+        print(f"error in estimating w: {[round(v, 6) for v in errors[0].tolist()]}")
+        print(f"error in estimating b: {errors[1]:.6f}")
+    summary = run_summary(trainer, model, datamodule, fit_seconds, vars(args))
+    write_summary(summary, trainer.log_dir)
+    print(f"run folder: {trainer.log_dir}")
+    return Path(trainer.log_dir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""LinearRegressionScratch's steps inside a real Trainer, checked against gradients and metrics by hand."""
+
+import lightning as L
+import pytest
+import torch
+
+from linreg.data import SyntheticRegressionDataModule
+from linreg.model import LinearRegressionScratch
+
+
+class StepRecorder(L.Callback):
+    """Records each training batch with the parameters just before and just after its SGD step."""
+
+    def __init__(self):
+        self.steps = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        X, y = batch
+        self.steps.append(
+            {"X": X.clone(), "y": y.clone(), "w": module.w.detach().clone(), "b": module.b.detach().clone()}
+        )
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.steps[-1] |= {"w_after": module.w.detach().clone(), "b_after": module.b.detach().clone()}
+        self.steps[-1]["global_step"] = trainer.global_step
+
+
+def hand_step(step, lr):
+    """The expected update: -lr times the mean gradient of the squared loss over the batch."""
+    X, y, w, b = step["X"], step["y"], step["w"], step["b"]
+    residual = X @ w + b - y  # (n, 1)
+    grad_w = X.T @ residual / len(X)  # Xᵀ(Xw + b - y) / n: (num_inputs, 1)
+    grad_b = residual.sum(0) / len(X)  # (1,)
+    return w - lr * grad_w, b - lr * grad_b
+
+
+def test_one_training_step_moves_w_and_b_by_minus_lr_times_the_gradient(make_trainer):
+    torch.manual_seed(0)
+    model = LinearRegressionScratch(num_inputs=2, lr=0.03, init_std=1.0)  # far from the truth: a big step
+    recorder = StepRecorder()
+    trainer = make_trainer(max_steps=1, callbacks=[recorder], limit_val_batches=0)
+    trainer.fit(model, datamodule=SyntheticRegressionDataModule(batch_size=10, num_val=0))
+    (step,) = recorder.steps
+    w_expected, b_expected = hand_step(step, lr=0.03)
+    assert not torch.allclose(step["w_after"], step["w"])  # it moved...
+    torch.testing.assert_close(step["w_after"], w_expected, atol=1e-6, rtol=0)  # ...by exactly -lr·∇
+    torch.testing.assert_close(step["b_after"], b_expected, atol=1e-6, rtol=0)
+    assert trainer.global_step == 1
+
+
+def test_global_step_counts_sgd_updates(make_trainer):
+    recorder = StepRecorder()
+    trainer = make_trainer(max_epochs=2, limit_train_batches=7, callbacks=[recorder], limit_val_batches=0)
+    trainer.fit(LinearRegressionScratch(), datamodule=SyntheticRegressionDataModule(num_val=0))
+    assert [s["global_step"] for s in recorder.steps] == list(range(1, 15))
+    assert trainer.global_step == 14
+    trainer = make_trainer(max_steps=5, limit_val_batches=0)  # max_steps relies on global_step
+    trainer.fit(LinearRegressionScratch(), datamodule=SyntheticRegressionDataModule(num_val=0))
+    assert trainer.global_step == 5
+
+
+def test_short_last_batch_takes_the_mean_gradient_not_the_books_nominal_division(make_trainer):
+    # 25 examples at batch 10: batches of 10, 10, 5. The book divides the last by 10 (half a step).
+    recorder = StepRecorder()
+    trainer = make_trainer(max_epochs=1, callbacks=[recorder], limit_val_batches=0)
+    trainer.fit(LinearRegressionScratch(lr=0.1), datamodule=SyntheticRegressionDataModule(num_examples=25, num_val=0))
+    last = recorder.steps[-1]
+    assert len(last["X"]) == 5
+    w_expected, b_expected = hand_step(last, lr=0.1)  # divides by 5
+    torch.testing.assert_close(last["w_after"], w_expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(last["b_after"], b_expected, atol=1e-6, rtol=0)
+    book_w = last["w"] - 0.1 * last["X"].T @ (last["X"] @ last["w"] + last["b"] - last["y"]) / 10
+    assert not torch.allclose(last["w_after"], book_w, atol=1e-6)
+
+
+def test_epoch_metrics_equal_hand_computed_values(make_trainer):
+    torch.manual_seed(1)
+    dm = SyntheticRegressionDataModule(num_examples=200, num_val=150, noise=0.3, eval_batch_size=64)
+    model = LinearRegressionScratch(lr=0.01)
+    trainer = make_trainer(max_epochs=1)
+    trainer.fit(model, datamodule=dm)
+    w, b = model.w.detach(), model.b.detach()
+    X, y = dm.train_set.tensors
+    train_loss = ((X @ w + b - y) ** 2 / 2).mean()  # the book's "loss on the whole training set"
+    X, y = dm.val_set.tensors
+    residual = X @ w + b - y
+    mse = (residual**2).mean()
+    r2 = 1 - (residual**2).sum() / ((y - y.mean()) ** 2).sum()
+    metrics = trainer.callback_metrics
+    assert metrics["train/epoch_loss"].item() == pytest.approx(train_loss.item(), rel=1e-5)
+    assert metrics["val/loss"].item() == pytest.approx(mse.item() / 2, rel=1e-5)
+    assert metrics["val/mse"].item() == pytest.approx(mse.item(), rel=1e-5)
+    assert metrics["val/r2"].item() == pytest.approx(r2.item(), rel=1e-5)
+    assert metrics["hp_metric"].item() == pytest.approx(mse.item() / 2, rel=1e-5)
+
+
+def test_init_follows_the_book():
+    torch.manual_seed(0)
+    model = LinearRegressionScratch(num_inputs=10_000, init_std=0.01)
+    assert model.w.shape == (10_000, 1) and model.b.shape == (1,)
+    assert model.w.std().item() == pytest.approx(0.01, rel=0.05) and model.b.item() == 0.0
+    assert model.automatic_optimization is False

@@ -1,0 +1,97 @@
+"""scripts/train.py end to end: the book's result in the terminal, summary.json and TensorBoard."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import ROOT, load_script
+
+train = load_script("train")
+
+TAGS = {"train/loss", "train/epoch_loss", "val/loss", "val/mse", "val/r2", "hp_metric"}
+TAGS |= {"params/w_0", "params/w_1", "params/b", "params/w_error", "params/b_error"}
+
+
+def scalars(run_dir) -> dict[str, list[tuple[int, float]]]:
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+@pytest.fixture(scope="module")
+def book_run(tmp_path_factory):
+    """The default job, exactly as a user runs it: `python scripts/train.py` in a fresh process."""
+    logdir = tmp_path_factory.mktemp("logs")
+    out = subprocess.run(
+        [sys.executable, "scripts/train.py", "--logdir", str(logdir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return out.stdout, logdir / "version_0"
+
+
+def test_default_run_converges_like_the_book(book_run):
+    stdout, run_dir = book_run
+    assert re.search(r"^seed 0$", stdout, re.M)
+    losses = [float(v) for v in re.findall(r"^epoch \d, loss (\d+\.\d{6}), val loss \d+\.\d{6}$", stdout, re.M)]
+    assert len(losses) == 3 and losses[0] > losses[1] > losses[2]
+    assert re.search(r"^error in estimating w: \[.+\]$", stdout, re.M)
+    assert re.search(r"^error in estimating b: -?\d+\.\d{6}$", stdout, re.M)
+    assert stdout.rstrip().endswith(f"run folder: {run_dir}")
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["train_loss"] <= 1e-4 and summary["val_loss"] <= 1e-4
+    assert summary["true_w"] == [2.0, -3.4] and summary["true_b"] == 4.2
+    for w, true_w in zip(summary["w"], summary["true_w"], strict=True):
+        assert abs(w - true_w) <= 5e-3
+    assert abs(summary["b"] - summary["true_b"]) <= 5e-3
+    assert summary["epochs"] == 3 and summary["global_step"] == 300 and summary["device"] == "cpu"
+    assert summary["fit_seconds"] > 0 and summary["run_dir"] == str(run_dir)
+    assert summary["hparams"]["lr"] == 0.03 and summary["hparams"]["batch_size"] == 10
+    assert summary["train_loss"] == pytest.approx(losses[-1], abs=1e-6)
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_default_run_writes_the_tensorboard_tags(book_run):
+    _, run_dir = book_run
+    logged = scalars(run_dir)
+    assert logged.keys() >= TAGS
+    assert len(logged["train/loss"]) >= 20  # enough points to draw a curve
+    assert [step for step, _ in logged["train/epoch_loss"]] == [100, 200, 300]  # after each epoch's updates
+    assert logged["params/w_0"][0][0] == 0 and logged["params/w_0"][-1][0] == 300  # start and end points
+    assert logged["params/w_error"][-1][1] < 5e-3
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert logged["hp_metric"][-1][1] == pytest.approx(summary["val_loss"])
+
+
+def test_max_steps_mid_epoch_still_reports_final_losses(tmp_path):
+    run_dir = train.main(["--logdir", str(tmp_path), "--max-steps", "150", "--seed", "3"])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["global_step"] == 150 and summary["epochs"] == 1.5
+    logged = scalars(run_dir)
+    assert logged["train/epoch_loss"][-1][0] == 150  # evaluated at the last step, not only at epoch ends
+    assert summary["train_loss"] == pytest.approx(logged["train/epoch_loss"][-1][1])
+
+
+def test_num_features_and_no_held_out_set(tmp_path):
+    run_dir = train.main(["--logdir", str(tmp_path), "--num-features", "4", "--num-val", "0", "--max-epochs", "1"])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert len(summary["true_w"]) == len(summary["w"]) == 4
+    assert summary["val_loss"] is None
+    logged = scalars(run_dir)
+    assert "params/w_3" in logged and "val/loss" not in logged
+    assert logged["hp_metric"][-1][1] == pytest.approx(summary["train_loss"])
+
+
+def test_runs_get_their_own_version_folders(tmp_path):
+    first = train.main(["--logdir", str(tmp_path), "--max-steps", "2"])
+    second = train.main(["--logdir", str(tmp_path), "--max-steps", "2"])
+    assert (first.name, second.name) == ("version_0", "version_1")
+    assert (first / "summary.json").is_file() and (second / "summary.json").is_file()
