@@ -1,6 +1,8 @@
 """Lightning callbacks that report a run the way the book does, and log the parameters' trajectories.
 
 - `BookPrinter`: after every epoch prints `epoch 1, loss 0.036131, val loss 0.036610`, like the book's loop.
+- `ClosedFormReference`: solves the book's closed form on the training set when fit starts, and logs
+  `reference/closed_form_loss` and `train/excess_loss` (SGD's loss above the optimum) after every epoch.
 - `ParameterLogger`: writes `params/w_0`, `params/w_1`, ..., `params/b` to the loggers every
   `log_every_n_steps`, and when the data has a known truth, `params/w_error` (‖w - w_true‖) and
   `params/b_error` (|b - b_true|).
@@ -10,6 +12,8 @@ Both read what they need from the trainer, the module and the datamodule; neithe
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
+
+from linreg.closed_form import ClosedForm, closed_form, excess_loss
 
 
 def echo(trainer: L.Trainer, line: str) -> None:
@@ -41,8 +45,28 @@ class BookPrinter(L.Callback):
         echo(trainer, line)
 
 
+class ClosedFormReference(L.Callback):
+    """The optimum SGD is heading for: β = (XᵀX)⁻¹Xᵀy on the training set, and SGD's distance from it."""
+
+    def __init__(self) -> None:
+        self.solution: ClosedForm | None = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        X, y = trainer.datamodule.train_set.tensors  # (n, num_inputs), (n, 1)
+        self.solution = closed_form(X, y)
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.solution is None or trainer.sanity_checking:
+            return
+        pl_module.log("reference/closed_form_loss", self.solution.loss)
+        pl_module.log("train/excess_loss", excess_loss(self.solution, pl_module.w, pl_module.b))
+
+
 class ParameterLogger(L.Callback):
     """Logs w, b and their distance to the truth, every `trainer.log_every_n_steps` SGD steps."""
+
+    def __init__(self) -> None:
+        self.last_step: int | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._log(trainer, pl_module)  # the initial point of the trajectory, at step 0
@@ -56,8 +80,9 @@ class ParameterLogger(L.Callback):
 
     @rank_zero_only
     def _log(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.loggers:
+        if not trainer.loggers or trainer.global_step == self.last_step:
             return
+        self.last_step = trainer.global_step
         w = pl_module.w.detach().reshape(-1).cpu().tolist()  # one host sync for the whole vector
         metrics = {f"params/w_{i}": v for i, v in enumerate(w)}
         metrics["params/b"] = pl_module.b.item()

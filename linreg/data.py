@@ -67,11 +67,19 @@ class SyntheticRegressionDataModule(L.LightningDataModule):
             return
         hp = self.hparams
         generator = torch.Generator().manual_seed(derive_seed(hp.seed, DATA_STREAM))
+        dtype = self.data_dtype()
         # Training set first, then the held-out set, from one stream: both depend on the seed alone.
-        X, y = synthetic_data(self.true_w, self.true_b, hp.num_examples, hp.noise, generator)
+        X, y = synthetic_data(self.true_w, self.true_b, hp.num_examples, hp.noise, generator, dtype)
         self.train_set = TensorDataset(X, y)  # X: (num_examples, num_inputs), y: (num_examples, 1)
         if hp.num_val > 0:
-            self.val_set = TensorDataset(*synthetic_data(self.true_w, self.true_b, hp.num_val, hp.noise, generator))
+            val = synthetic_data(self.true_w, self.true_b, hp.num_val, hp.noise, generator, dtype)
+            self.val_set = TensorDataset(*val)
+
+    def data_dtype(self) -> torch.dtype:
+        """float64 when the trainer runs in "64-true" precision, so the data is drawn in float64 rather
+        than drawn in float32 and cast per batch; float32 otherwise."""
+        precision = str(self.trainer.precision) if self.trainer is not None else ""
+        return torch.float64 if precision.startswith("64") else torch.float32
 
     def train_sampler(self) -> MinibatchSampler:
         return MinibatchSampler(len(self.train_set), self.hparams.batch_size, shuffle=True, seed=self.hparams.seed)

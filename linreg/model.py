@@ -78,6 +78,11 @@ class LinearRegressionScratch(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
+    def on_validation_start(self) -> None:
+        # module.double() (precision "64-true") leaves torchmetrics' states in float32: match the parameters.
+        for metric in (self.train_epoch_loss, self.val_loss, self.val_mse, self.val_r2):
+            metric.set_dtype(self.w.dtype)
+
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0):
         X, y = batch  # an in-order chunk: (chunk, num_inputs), (chunk, 1)
         y_hat = linreg(X, self.w, self.b)  # (chunk, 1)

@@ -2,7 +2,8 @@
 
     {"w": [...], "b": ..., "true_w": [...] | null, "true_b": ... | null, "train_loss": ...,
      "val_loss": ... | null, "epochs": 3, "global_step": 300, "fit_seconds": ..., "device": "cpu",
-     "run_dir": "lightning_logs/version_0", "hparams": {...every CLI flag...}}
+     "run_dir": "lightning_logs/version_0", "hparams": {...every CLI flag...},
+     "closed_form": {"w": [...], "b": ..., "train_loss": ...} | null}
 
 Later features add keys; these stay.
 """
@@ -13,9 +14,16 @@ from typing import Any
 
 import lightning as L
 
+from linreg.closed_form import ClosedForm
+
 
 def run_summary(
-    trainer: L.Trainer, model: L.LightningModule, datamodule, fit_seconds: float, hparams: dict[str, Any]
+    trainer: L.Trainer,
+    model: L.LightningModule,
+    datamodule,
+    fit_seconds: float,
+    hparams: dict[str, Any],
+    solution: ClosedForm | None = None,
 ) -> dict[str, Any]:
     metrics = trainer.callback_metrics
     true_w = getattr(datamodule, "true_w", None)
@@ -37,6 +45,9 @@ def run_summary(
         "device": str(trainer.strategy.root_device),
         "run_dir": str(trainer.log_dir),
         "hparams": hparams,
+        "closed_form": None
+        if solution is None
+        else {"w": solution.w.reshape(-1).tolist(), "b": solution.b.item(), "train_loss": solution.loss},
     }
 
 

@@ -17,7 +17,8 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from linreg.callbacks import BookPrinter, ParameterLogger, echo, parameter_errors
+from linreg.callbacks import BookPrinter, ClosedFormReference, ParameterLogger, echo, parameter_errors
+from linreg.closed_form import excess_loss
 from linreg.data import SyntheticRegressionDataModule
 from linreg.model import LinearRegressionScratch
 from linreg.summary import run_summary, write_summary
@@ -68,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def rounded(values: list[float]) -> list[float]:
+    return [round(v, 6) for v in values]
+
+
 def main(argv: list[str] | None = None) -> Path:
     args = build_parser().parse_args(argv)
     if args.true_w is None and args.num_features is None:
@@ -88,6 +93,7 @@ def main(argv: list[str] | None = None) -> Path:
         seed=args.seed,
         num_features=args.num_features,
     )
+    reference = ClosedFormReference()
     model = LinearRegressionScratch(num_inputs=datamodule.num_inputs, lr=args.lr, init_std=args.init_std)
     trainer = L.Trainer(
         accelerator=args.accelerator,
@@ -98,7 +104,7 @@ def main(argv: list[str] | None = None) -> Path:
         max_epochs=args.max_epochs,
         max_steps=args.max_steps,
         logger=TensorBoardLogger(args.logdir, name=""),
-        callbacks=[ModelCheckpoint(save_last=True, save_top_k=0), BookPrinter(), ParameterLogger()],
+        callbacks=[ModelCheckpoint(save_last=True, save_top_k=0), BookPrinter(), reference, ParameterLogger()],
         log_every_n_steps=args.log_every_n_steps,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # MinibatchSampler already has the book's semantics
@@ -115,9 +121,15 @@ def main(argv: list[str] | None = None) -> Path:
 
     errors = parameter_errors(model, datamodule)
     if errors is not None:
-        print(f"error in estimating w: {[round(v, 6) for v in errors[0].tolist()]}")
+        print(f"error in estimating w: {rounded(errors[0].tolist())}")
         print(f"error in estimating b: {errors[1]:.6f}")
-    summary = run_summary(trainer, model, datamodule, fit_seconds, vars(args))
+    summary = run_summary(trainer, model, datamodule, fit_seconds, vars(args), reference.solution)
+    solution = reference.solution
+    print(f"sgd:         w {rounded(summary['w'])}, b {summary['b']:.6f}, loss {summary['train_loss']:.6g}")
+    print(
+        f"closed form: w {rounded(solution.w.reshape(-1).tolist())}, b {solution.b.item():.6f}, "
+        f"loss {solution.loss:.6g} (sgd is {excess_loss(solution, model.w, model.b):.3g} above it)"
+    )
     write_summary(summary, trainer.log_dir)
     print(f"run folder: {trainer.log_dir}")
     return Path(trainer.log_dir)

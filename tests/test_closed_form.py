@@ -1,0 +1,57 @@
+"""The closed form β = (XᵀX)⁻¹Xᵀy and the excess loss, against torch's own least squares and hand algebra."""
+
+import pytest
+import torch
+
+from linreg.closed_form import closed_form, excess_loss
+from linreg.functions import synthetic_data
+
+
+def data(n=500, w=(2.0, -3.4, 0.5), b=4.2, noise=0.1, seed=0, dtype=torch.float32):
+    return synthetic_data(w, b, n, noise, torch.Generator().manual_seed(seed), dtype)
+
+
+def test_matches_least_squares_on_the_augmented_design():
+    X, y = data()
+    X1 = torch.cat([X.double(), torch.ones(len(X), 1, dtype=torch.float64)], dim=1)  # [X, 1]
+    beta = torch.linalg.lstsq(X1, y.double()).solution  # (d+1, 1), via QR
+    solution = closed_form(X, y)
+    torch.testing.assert_close(solution.w, beta[:3], rtol=0, atol=1e-12)
+    torch.testing.assert_close(solution.b, beta[3], rtol=0, atol=1e-12)
+    assert solution.loss == pytest.approx(float(((X1 @ beta - y.double()) ** 2).mean() / 2), rel=1e-12)
+
+
+def test_chunking_does_not_change_the_answer():
+    X, y = data(n=1001)
+    whole, chunked = closed_form(X, y), closed_form(X, y, chunk_size=7)
+    torch.testing.assert_close(whole.w, chunked.w, rtol=0, atol=1e-12)
+    assert whole.loss == pytest.approx(chunked.loss, rel=1e-12)
+
+
+def test_noiseless_data_gives_back_the_true_parameters():
+    X, y = data(noise=0.0, dtype=torch.float64)
+    solution = closed_form(X, y)
+    torch.testing.assert_close(solution.w.reshape(-1), torch.tensor([2.0, -3.4, 0.5], dtype=torch.float64))
+    assert solution.b.item() == pytest.approx(4.2, abs=1e-12) and solution.loss < 1e-25
+
+
+def test_singular_design_falls_back_to_the_minimum_norm_solution():
+    X, y = data(w=(1.0,), noise=0.0, dtype=torch.float64)
+    X2 = torch.cat([X, X], dim=1)  # the same feature twice: XᵀX is singular
+    solution = closed_form(X2, y)
+    torch.testing.assert_close(solution.w.reshape(-1), torch.tensor([0.5, 0.5], dtype=torch.float64))
+    assert solution.b.item() == pytest.approx(4.2, abs=1e-9) and solution.loss < 1e-18
+
+
+def test_excess_loss_is_the_loss_difference_and_never_negative():
+    X, y = data(dtype=torch.float64)
+    solution = closed_form(X, y)
+    assert excess_loss(solution, solution.w, solution.b) == pytest.approx(0.0, abs=1e-20)
+    g = torch.Generator().manual_seed(1)
+    for scale in (1e-6, 1e-3, 1.0):
+        w = solution.w + scale * torch.randn(3, 1, generator=g, dtype=torch.float64)
+        b = solution.b + scale * torch.randn(1, generator=g, dtype=torch.float64)
+        loss = float(((X @ w + b - y) ** 2).mean() / 2)  # the whole-set loss of (w, b), by hand
+        excess = excess_loss(solution, w, b)
+        assert excess >= 0
+        assert excess == pytest.approx(loss - solution.loss, rel=1e-6, abs=1e-15)

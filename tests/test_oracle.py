@@ -1,0 +1,92 @@
+"""The proof of fidelity: the book's own loop, transcribed, against the Lightning run on the same data.
+
+The transcription below is D2L §3.2's code as printed (`linreg`, `squared_loss`, `sgd` and the training
+loop), with one change: `data_iter` takes its order from the project's sampler for the same seed instead
+of `random.shuffle`, so both loops see the same batches. It imports nothing from `linreg` but the data.
+"""
+
+import pytest
+import torch
+
+from linreg.data import SyntheticRegressionDataModule
+from linreg.model import LinearRegressionScratch
+
+
+# ---- the book's code ----------------------------------------------------------------------------------
+def linreg(X, w, b):
+    """线性回归模型"""
+    return torch.matmul(X, w) + b
+
+
+def squared_loss(y_hat, y):
+    """均方损失"""
+    return (y_hat - y.reshape(y_hat.shape)) ** 2 / 2
+
+
+def sgd(params, lr, batch_size):
+    """小批量随机梯度下降"""
+    with torch.no_grad():
+        for param in params:
+            param -= lr * param.grad / batch_size
+            param.grad.zero_()
+
+
+def data_iter(batch_size, features, labels, indices):
+    num_examples = len(features)
+    # the book: indices = list(range(num_examples)); random.shuffle(indices)
+    for i in range(0, num_examples, batch_size):
+        batch_indices = torch.tensor(indices[i : min(i + batch_size, num_examples)])
+        yield features[batch_indices], labels[batch_indices]
+
+
+def book_loop(features, labels, w, b, epoch_orders, lr=0.03, batch_size=10, divide_by_len=False):
+    net, loss = linreg, squared_loss
+    for indices in epoch_orders:
+        for X, y in data_iter(batch_size, features, labels, indices):
+            l = loss(net(X, w, b), y)  # X和y的小批量损失
+            l.sum().backward()
+            sgd([w, b], lr, len(X) if divide_by_len else batch_size)  # 使用参数的梯度更新参数
+    return w, b
+
+
+# ---- the comparison ------------------------------------------------------------------------------------
+def lightning_and_book(make_trainer, num_examples, num_epochs=3, divide_by_len=False):
+    dm = SyntheticRegressionDataModule(num_examples=num_examples, num_val=0, batch_size=10, seed=11)
+    dm.setup("fit")
+    features, labels = dm.train_set.tensors
+    sampler = dm.train_sampler()
+    epoch_orders = []
+    for epoch in range(num_epochs):
+        sampler.set_epoch(epoch)
+        epoch_orders.append(sampler.permutation().tolist())
+
+    torch.manual_seed(5)
+    model = LinearRegressionScratch(num_inputs=2, lr=0.03)
+    w = model.w.detach().clone().requires_grad_(True)  # the book's w = torch.normal(0, 0.01, (2, 1)), same draw
+    b = torch.zeros(1, requires_grad=True)
+    w, b = book_loop(features, labels, w, b, epoch_orders, divide_by_len=divide_by_len)
+
+    make_trainer(max_epochs=num_epochs).fit(model, datamodule=dm)
+    return (model.w.detach(), model.b.detach()), (w.detach(), b.detach())
+
+
+def test_lightning_run_equals_the_books_loop(make_trainer):
+    (w, b), (book_w, book_b) = lightning_and_book(make_trainer, num_examples=1000)
+    assert (w - book_w).abs().max().item() <= 1e-6
+    assert (b - book_b).abs().max().item() <= 1e-6
+    assert (book_w.reshape(-1) - torch.tensor([2.0, -3.4])).abs().max() < 5e-3  # and both learned
+
+
+def test_non_divisible_dataset_differs_from_the_book_only_in_the_last_batchs_divisor(make_trainer):
+    # 1005 examples at batch 10: the last batch has 5. The project divides its gradient sum by 5, the book by 10.
+    (w, b), (book_w, book_b) = lightning_and_book(make_trainer, num_examples=1005, divide_by_len=True)
+    assert (w - book_w).abs().max().item() <= 1e-6 and (b - book_b).abs().max().item() <= 1e-6
+    (w, b), (book_w, book_b) = lightning_and_book(make_trainer, num_examples=1005, divide_by_len=False)
+    assert (w - book_w).abs().max().item() > 1e-6 or (b - book_b).abs().max().item() > 1e-6
+
+
+@pytest.mark.parametrize("num_examples", [1000, 1005])
+def test_both_divisors_converge_to_the_same_place(make_trainer, num_examples):
+    _, (book_w, _) = lightning_and_book(make_trainer, num_examples=num_examples, divide_by_len=False)
+    (w, _), _ = lightning_and_book(make_trainer, num_examples=num_examples, divide_by_len=True)
+    assert (w - book_w).abs().max().item() < 2e-3  # the half step at each epoch's end hardly matters here
