@@ -70,10 +70,21 @@ class SyntheticRegressionDataModule(L.LightningDataModule):
         dtype = self.data_dtype()
         # Training set first, then the held-out set, from one stream: both depend on the seed alone.
         X, y = synthetic_data(self.true_w, self.true_b, hp.num_examples, hp.noise, generator, dtype)
-        self.train_set = TensorDataset(X, y)  # X: (num_examples, num_inputs), y: (num_examples, 1)
+        self.train_set = self.on_device(X, y)  # X: (num_examples, num_inputs), y: (num_examples, 1)
         if hp.num_val > 0:
-            val = synthetic_data(self.true_w, self.true_b, hp.num_val, hp.noise, generator, dtype)
-            self.val_set = TensorDataset(*val)
+            self.val_set = self.on_device(
+                *synthetic_data(self.true_w, self.true_b, hp.num_val, hp.noise, generator, dtype)
+            )
+
+    def on_device(self, X: torch.Tensor, y: torch.Tensor) -> TensorDataset:
+        """The data moves to the trainer's device once, here; batches are then gathered on the device, and
+        `transfer_batch_to_device` has nothing left to copy. Drawn on the CPU first, so the same seed gives
+        the same data on every device. Without a trainer the data stays where it is."""
+        device = self.trainer.strategy.root_device if self.trainer is not None else X.device
+        return TensorDataset(X.to(device), y.to(device))
+
+    def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):
+        return batch  # already on the device: see on_device
 
     def data_dtype(self) -> torch.dtype:
         """float64 when the trainer runs in "64-true" precision, so the data is drawn in float64 rather
@@ -82,7 +93,8 @@ class SyntheticRegressionDataModule(L.LightningDataModule):
         return torch.float64 if precision.startswith("64") else torch.float32
 
     def train_sampler(self) -> MinibatchSampler:
-        return MinibatchSampler(len(self.train_set), self.hparams.batch_size, shuffle=True, seed=self.hparams.seed)
+        X = self.train_set.tensors[0]
+        return MinibatchSampler(len(X), self.hparams.batch_size, shuffle=True, seed=self.hparams.seed, device=X.device)
 
     def train_dataloader(self) -> DataLoader:
         # batch_size=None: the sampler's index batch goes straight to TensorDataset.__getitem__,

@@ -40,15 +40,25 @@ class MinibatchSampler(Sampler[torch.Tensor | slice]):
     shuffle=True: a new permutation each epoch, from a generator seeded with `derive_seed(seed, epoch)`;
     each batch is a 1-D int64 tensor of indices (a view into that permutation).
     shuffle=False: the examples in order; each batch is a `slice`, so indexing gives views, not copies.
+    `device`: where the index batches live; the data's device, so that gathering a batch stays there.
     """
 
-    def __init__(self, num_examples: int, batch_size: int, *, shuffle: bool = True, seed: int = 0) -> None:
+    def __init__(
+        self,
+        num_examples: int,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
         if num_examples < 0 or batch_size <= 0:
             raise ValueError(f"need num_examples >= 0 and batch_size > 0, got {num_examples}, {batch_size}")
         self.num_examples = num_examples
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self.device = torch.device(device)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -62,7 +72,8 @@ class MinibatchSampler(Sampler[torch.Tensor | slice]):
         if not self.shuffle:
             return torch.arange(self.num_examples)
         generator = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
-        return torch.randperm(self.num_examples, generator=generator)
+        # Drawn on the CPU, so the order is the same on every device; moved once per epoch, not per batch.
+        return torch.randperm(self.num_examples, generator=generator).to(self.device)
 
     def __iter__(self) -> Iterator[torch.Tensor | slice]:
         if not self.shuffle:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import TensorBoardLogger
 
-from linreg.callbacks import BookPrinter, ClosedFormReference, ParameterLogger, echo, parameter_errors
+from linreg.callbacks import BookReport, ProgressBar, echo, parameter_errors
 from linreg.closed_form import excess_loss
 from linreg.data import SyntheticRegressionDataModule
+from linreg.loggers import TensorBoard
 from linreg.model import LinearRegressionScratch
 from linreg.summary import run_summary, write_summary
 
@@ -73,15 +73,13 @@ def rounded(values: list[float]) -> list[float]:
     return [round(v, 6) for v in values]
 
 
-def main(argv: list[str] | None = None) -> Path:
-    args = build_parser().parse_args(argv)
+def build(args: argparse.Namespace) -> tuple[SyntheticRegressionDataModule, LinearRegressionScratch, L.Trainer]:
+    """The DataModule, the module and the Trainer that a command line asks for (benchmark.py reuses it)."""
     if args.true_w is None and args.num_features is None:
         args.true_w = [2.0, -3.4]
     # The data lives in memory and batches are one indexing op: worker processes would only add IPC.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")  # Lightning vs torch>=2.9, harmless
-
-    print(f"seed {args.seed}")
     L.seed_everything(args.seed, verbose=False)  # the initialization of w; data and order have their own
     datamodule = SyntheticRegressionDataModule(
         true_w=args.true_w,
@@ -93,7 +91,6 @@ def main(argv: list[str] | None = None) -> Path:
         seed=args.seed,
         num_features=args.num_features,
     )
-    reference = ClosedFormReference()
     model = LinearRegressionScratch(num_inputs=datamodule.num_inputs, lr=args.lr, init_std=args.init_std)
     trainer = L.Trainer(
         accelerator=args.accelerator,
@@ -103,18 +100,29 @@ def main(argv: list[str] | None = None) -> Path:
         precision=args.precision,
         max_epochs=args.max_epochs,
         max_steps=args.max_steps,
-        logger=TensorBoardLogger(args.logdir, name=""),
-        callbacks=[ModelCheckpoint(save_last=True, save_top_k=0), BookPrinter(), reference, ParameterLogger()],
+        logger=TensorBoard(args.logdir, name=""),
+        callbacks=[
+            ModelCheckpoint(save_last=True, save_top_k=0),
+            BookReport(),
+            ProgressBar(),
+        ],
         log_every_n_steps=args.log_every_n_steps,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # MinibatchSampler already has the book's semantics
         enable_model_summary=False,
     )
+    return datamodule, model, trainer
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = build_parser().parse_args(argv)
+    print(f"seed {args.seed}")
+    datamodule, model, trainer = build(args)
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)
     fit_seconds = time.perf_counter() - start
-    if trainer.current_epoch * trainer.num_training_batches != trainer.global_step:
-        trainer.validate(model, datamodule=datamodule, verbose=False)  # stopped mid-epoch by --max-steps
+    if model.evaluated_at_step != trainer.global_step:  # --max-steps stopped it mid-epoch
+        trainer.validate(model, datamodule=datamodule, verbose=False)
         echo(trainer, f"step {trainer.global_step}, loss {float(trainer.callback_metrics['train/epoch_loss']):f}")
     if not trainer.is_global_zero:
         return Path(trainer.log_dir)
@@ -123,8 +131,8 @@ def main(argv: list[str] | None = None) -> Path:
     if errors is not None:
         print(f"error in estimating w: {rounded(errors[0].tolist())}")
         print(f"error in estimating b: {errors[1]:.6f}")
-    summary = run_summary(trainer, model, datamodule, fit_seconds, vars(args), reference.solution)
-    solution = reference.solution
+    solution = next(c for c in trainer.callbacks if isinstance(c, BookReport)).solution
+    summary = run_summary(trainer, model, datamodule, fit_seconds, vars(args), solution)
     print(f"sgd:         w {rounded(summary['w'])}, b {summary['b']:.6f}, loss {summary['train_loss']:.6g}")
     print(
         f"closed form: w {rounded(solution.w.reshape(-1).tolist())}, b {solution.b.item():.6f}, "

@@ -6,6 +6,7 @@ from types import ModuleType
 
 import lightning as L
 import pytest
+from lightning.pytorch.loggers import Logger
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,3 +38,44 @@ def make_trainer(tmp_path):
         return L.Trainer(**(defaults | kwargs))
 
     return make
+
+
+class RecordingLogger(Logger):
+    """A Lightning logger that keeps every (step, metrics) it is given, for tests to read back."""
+
+    def __init__(self):
+        super().__init__()
+        self.records: list[tuple[int, dict]] = []
+
+    @property
+    def name(self) -> str:
+        return "recording"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        self.records.append((step, dict(metrics)))
+
+    def log_hyperparams(self, params, *args, **kwargs) -> None:
+        pass
+
+    def values(self, tag: str) -> list[tuple[int, float]]:
+        return [(step, metrics[tag]) for step, metrics in self.records if tag in metrics]
+
+
+class StepRecorder(L.Callback):
+    """Records each training batch with the parameters just before and just after its SGD step."""
+
+    def __init__(self):
+        self.steps = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        X, y = batch
+        w, b = module.w.detach().clone(), module.b.detach().clone()
+        self.steps.append({"X": X.clone(), "y": y.clone(), "w": w, "b": b})
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.steps[-1] |= {"w_after": module.w.detach().clone(), "b_after": module.b.detach().clone()}
+        self.steps[-1]["global_step"] = trainer.global_step

@@ -1,5 +1,6 @@
-"""A short fit on a GPU through Lightning's accelerator; skipped where no CUDA device is present."""
+"""GPU runs through Lightning's accelerator; skipped where no CUDA device is present."""
 
+import lightning as L
 import pytest
 import torch
 
@@ -9,12 +10,38 @@ from linreg.model import LinearRegressionScratch
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 
+class BatchDevices(L.Callback):
+    def __init__(self):
+        self.devices = set()
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.devices |= {t.device.type for t in batch}
+
+
 def test_fit_on_gpu_converges_like_on_cpu(make_trainer):
     torch.manual_seed(0)
-    model = LinearRegressionScratch()
-    trainer = make_trainer(accelerator="gpu", devices=1, max_epochs=3)
+    model, watcher = LinearRegressionScratch(), BatchDevices()
+    trainer = make_trainer(accelerator="gpu", devices=1, max_epochs=3, callbacks=[watcher])
     trainer.fit(model, datamodule=SyntheticRegressionDataModule())
     assert model.w.device.type == "cuda" and trainer.global_step == 300
     assert trainer.callback_metrics["train/epoch_loss"].item() < 1e-4
     true_w = torch.tensor([[2.0], [-3.4]], device="cuda")
     assert (model.w.detach() - true_w).abs().max().item() < 5e-3
+    assert watcher.devices == {"cuda"}
+
+
+def test_the_data_moves_to_the_gpu_once_and_batches_are_gathered_there(make_trainer):
+    dm = SyntheticRegressionDataModule(num_examples=1000, num_val=100)
+    trainer = make_trainer(accelerator="gpu", devices=1, max_steps=1)
+    trainer.fit(LinearRegressionScratch(), datamodule=dm)
+    assert dm.train_set.tensors[0].device.type == "cuda" and dm.val_set.tensors[0].device.type == "cuda"
+    sampler = dm.train_dataloader().sampler
+    assert next(iter(sampler)).device.type == "cuda"  # the index batches too: no host-to-device copy per step
+
+
+def test_same_seed_gives_the_same_data_and_order_on_cpu_and_gpu(make_trainer):
+    cpu, gpu = SyntheticRegressionDataModule(seed=3), SyntheticRegressionDataModule(seed=3)
+    cpu.setup("fit")
+    make_trainer(accelerator="gpu", devices=1, max_steps=1).fit(LinearRegressionScratch(), datamodule=gpu)
+    assert torch.equal(cpu.train_set.tensors[0], gpu.train_set.tensors[0].cpu())
+    assert torch.equal(next(iter(cpu.train_dataloader().sampler)), next(iter(gpu.train_dataloader().sampler)).cpu())

@@ -1,28 +1,11 @@
 """LinearRegressionScratch's steps inside a real Trainer, checked against gradients and metrics by hand."""
 
-import lightning as L
 import pytest
 import torch
 
 from linreg.data import SyntheticRegressionDataModule
 from linreg.model import LinearRegressionScratch
-
-
-class StepRecorder(L.Callback):
-    """Records each training batch with the parameters just before and just after its SGD step."""
-
-    def __init__(self):
-        self.steps = []
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        X, y = batch
-        self.steps.append(
-            {"X": X.clone(), "y": y.clone(), "w": module.w.detach().clone(), "b": module.b.detach().clone()}
-        )
-
-    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-        self.steps[-1] |= {"w_after": module.w.detach().clone(), "b_after": module.b.detach().clone()}
-        self.steps[-1]["global_step"] = trainer.global_step
+from tests.conftest import RecordingLogger, StepRecorder
 
 
 def hand_step(step, lr):
@@ -100,3 +83,15 @@ def test_init_follows_the_book():
     assert model.w.shape == (10_000, 1) and model.b.shape == (1,)
     assert model.w.std().item() == pytest.approx(0.01, rel=0.05) and model.b.item() == 0.0
     assert model.automatic_optimization is False
+
+
+def test_train_loss_is_the_mean_minibatch_loss_since_the_last_write(make_trainer):
+    recorder, logger = StepRecorder(), RecordingLogger()
+    trainer = make_trainer(max_steps=12, log_every_n_steps=4, callbacks=[recorder], logger=logger, limit_val_batches=0)
+    trainer.fit(LinearRegressionScratch(), datamodule=SyntheticRegressionDataModule(num_val=0))
+    # the loss of each minibatch before its update, by hand: ½ mean (Xw + b - y)²
+    losses = [((s["X"] @ s["w"] + s["b"] - s["y"]) ** 2 / 2).mean().item() for s in recorder.steps]
+    written = logger.values("train/loss")
+    assert [step for step, _ in written] == [3, 7, 11]  # Lightning's x-axis: updates before the last minibatch
+    for (_, value), window in zip(written, (losses[0:4], losses[4:8], losses[8:12]), strict=True):
+        assert value == pytest.approx(sum(window) / 4, rel=1e-5)

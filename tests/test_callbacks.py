@@ -1,0 +1,49 @@
+"""BookReport and ProgressBar: what reaches the loggers and the terminal, and that the bar moves."""
+
+import math
+
+import lightning as L
+import pytest
+
+from linreg.callbacks import BookReport, ProgressBar
+from linreg.data import SyntheticRegressionDataModule
+from linreg.model import LinearRegressionScratch
+from tests.conftest import RecordingLogger
+
+
+class BarWatcher(L.Callback):
+    """After each training batch, notes how far the progress bar has been drawn."""
+
+    def __init__(self):
+        self.drawn = []
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.drawn.append(trainer.progress_bar_callback.train_progress_bar.n)
+
+
+@pytest.mark.parametrize(("min_interval", "expected"), [(0.0, list(range(1, 11))), (3600.0, [0] * 9 + [10])])
+def test_progress_bar_redraws_at_most_every_min_interval_and_at_epoch_end(make_trainer, min_interval, expected):
+    watcher = BarWatcher()
+    trainer = make_trainer(
+        max_epochs=1, limit_val_batches=0, enable_progress_bar=True, callbacks=[ProgressBar(min_interval), watcher]
+    )
+    trainer.fit(LinearRegressionScratch(), datamodule=SyntheticRegressionDataModule(num_examples=100, num_val=0))
+    assert watcher.drawn == expected
+
+
+def test_parameter_trajectories_thin_out_with_many_features_but_errors_do_not(make_trainer):
+    logger = RecordingLogger()
+    dm = SyntheticRegressionDataModule(true_w=None, num_features=40, num_examples=500, num_val=0)
+    trainer = make_trainer(max_epochs=1, log_every_n_steps=5, logger=logger, callbacks=[BookReport()])
+    trainer.fit(LinearRegressionScratch(num_inputs=40), datamodule=dm)
+    every = 5 * math.ceil(41 / 16)  # 41 parameters: written every 3 x log_every_n_steps
+    assert [step for step, _ in logger.values("params/w_39")] == [0, *range(every, 50, every), 50]
+    assert [step for step, _ in logger.values("params/w_error")] == list(range(0, 51, 5))
+
+
+def test_book_report_prints_the_books_lines(make_trainer, capsys):
+    trainer = make_trainer(max_epochs=2, callbacks=[BookReport()])
+    trainer.fit(LinearRegressionScratch(), datamodule=SyntheticRegressionDataModule(num_examples=200, num_val=100))
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(",")[0] for line in lines if line.startswith("epoch")] == ["epoch 1", "epoch 2"]
+    assert all(", val loss " in line for line in lines if line.startswith("epoch"))
