@@ -1,0 +1,22 @@
+"""scripts/benchmark.py runs end to end on the book's workload and prints its table (behaviour, not speed)."""
+
+import re
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def test_benchmark_prints_a_row_per_path_with_ratios_to_the_books_loop():
+    out = subprocess.run(
+        [sys.executable, "scripts/benchmark.py", "--workloads", "book", "--repeats", "1", "--paths", "trainer"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    rows = {m[0]: m for m in re.findall(r"^\s+book\s+(\S+)\s+(\d+)\s+([\d.]+)\s+(\d+)\s+([\d.]+)", out, re.M)}
+    assert rows.keys() == {"book", "trainer"}  # the book's loop always runs: the ratios need it
+    assert rows["book"][1] == rows["trainer"][1] == "300"  # 3 epochs of 100 steps on both paths
+    assert float(rows["book"][4]) == 1.0 and float(rows["trainer"][4]) > 0
