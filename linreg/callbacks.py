@@ -62,8 +62,8 @@ class BookReport(L.Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.solution is None or trainer.sanity_checking:
             return
-        pl_module.log("reference/closed_form_loss", self.solution.loss)
-        pl_module.log("train/excess_loss", excess_loss(self.solution, pl_module.w, pl_module.b))
+        pl_module.log("reference/closed_form_loss", self.solution.loss, sync_dist=True)
+        pl_module.log("train/excess_loss", excess_loss(self.solution, pl_module.w, pl_module.b), sync_dist=True)
 
     # -- the book's line after each epoch ------------------------------------------------------------------
     @rank_zero_only

@@ -11,6 +11,11 @@ Loaders:
 - `val_dataloader()`: [training set, held-out set], both read in order in large chunks. Lightning runs them
   after every training epoch: the first gives the book's "loss on the whole training set", the second
   the held-out metrics. The held-out loader is left out when `num_val == 0`.
+
+Under DDP (use `Trainer(use_distributed_sampler=False)`: Lightning's DistributedSampler would not keep
+the book's order) every rank makes the same data from the seed; the sampler gives each rank its part of
+every global batch, and each rank evaluates a contiguous shard of each set, which torchmetrics then
+combines. Resuming mid-epoch, the sampler skips the batches the checkpoint had already trained on.
 """
 
 from collections.abc import Sequence
@@ -92,18 +97,37 @@ class SyntheticRegressionDataModule(L.LightningDataModule):
         precision = str(self.trainer.precision) if self.trainer is not None else ""
         return torch.float64 if precision.startswith("64") else torch.float32
 
+    def ranks(self) -> tuple[int, int]:
+        """(rank, world size) of this process: (0, 1) without a trainer or without DDP."""
+        return (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+
     def train_sampler(self) -> MinibatchSampler:
         X = self.train_set.tensors[0]
-        return MinibatchSampler(len(X), self.hparams.batch_size, shuffle=True, seed=self.hparams.seed, device=X.device)
+        rank, world_size = self.ranks()
+        hp = self.hparams
+        return MinibatchSampler(
+            len(X), hp.batch_size, seed=hp.seed, device=X.device, num_replicas=world_size, rank=rank
+        )
 
     def train_dataloader(self) -> DataLoader:
+        sampler = self.train_sampler()
+        if self.trainer is not None:
+            # Resuming: every epoch has len(sampler) steps of one update each, so the batches of the
+            # current epoch already trained on are the steps done beyond its start. The order itself is
+            # a function of (seed, epoch) alone: no RNG state to restore.
+            done = self.trainer.global_step - self.trainer.current_epoch * len(sampler)
+            sampler.start_batch = min(max(done, 0), len(sampler))
         # batch_size=None: the sampler's index batch goes straight to TensorDataset.__getitem__,
         # which gathers X[indices], y[indices] in one indexing op (no per-example collate).
-        return DataLoader(self.train_set, sampler=self.train_sampler(), batch_size=None)
+        return DataLoader(self.train_set, sampler=sampler, batch_size=None)
 
     def _in_order(self, dataset: TensorDataset) -> DataLoader:
-        sampler = MinibatchSampler(len(dataset), self.hparams.eval_batch_size, shuffle=False)
-        return DataLoader(dataset, sampler=sampler, batch_size=None)  # slices: views, no copies
+        rank, world_size = self.ranks()
+        n = len(dataset)
+        lo, hi = n * rank // world_size, n * (rank + 1) // world_size  # this rank's contiguous shard
+        shard = TensorDataset(*(t[lo:hi] for t in dataset.tensors))  # views, no copies
+        sampler = MinibatchSampler(hi - lo, self.hparams.eval_batch_size, shuffle=False)
+        return DataLoader(shard, sampler=sampler, batch_size=None)  # slices: views again
 
     def val_dataloader(self) -> list[DataLoader]:
         loaders = [self._in_order(self.train_set)]

@@ -79,11 +79,24 @@ class LinearRegressionScratch(L.LightningModule):
         self.manual_backward(l.sum())  # l is not a scalar: sum it, as the book does, then backprop
         # sgd([w, b], lr, len(X)). The book passes the nominal batch_size; dividing by the actual length
         # keeps the short last batch a mean gradient too (see README, "batches that do not divide").
-        self.optimizers().step(batch_size=len(X))
+        self.optimizers().step(batch_size=self.divisor(len(X)))
         self.loss_sum.add_(l.detach().sum())  # in place: `+=` on a module attribute goes through __setattr__
         self.loss_count.add_(len(X))
         if self.global_step % self.trainer.log_every_n_steps == 0:
             self.write_train_loss()
+
+    def divisor(self, batch_length: int) -> int | torch.Tensor:
+        """The batch length sgd divides by: len(X) on one device; under DDP, the global batch's length / R.
+
+        DDP's backward averages the R ranks' summed gradients, so dividing by (global length / R) gives
+        the mean gradient over the global batch, the same divisor on every rank. When the ranks' parts are
+        equal it is len(X), and R devices at batch B are one device at batch R·B.
+        """
+        world_size = self.trainer.world_size
+        if world_size == 1:
+            return batch_length
+        length = torch.tensor(float(batch_length), device=self.device, dtype=self.w.dtype)
+        return self.trainer.strategy.reduce(length, reduce_op="sum") / world_size
 
     def write_train_loss(self) -> None:
         """Write the mean minibatch loss since the last write as `train/loss`, straight to the loggers.
@@ -125,7 +138,7 @@ class LinearRegressionScratch(L.LightningModule):
         # Lightning uses a logged "step" as the x-axis: put epoch metrics at the number of SGD updates
         # they were measured after, the same axis as the params/* trajectories.
         values["step"] = float(self.global_step)
-        self.log_dict(values)
+        self.log_dict(values, sync_dist=True)  # already combined across ranks: this only keeps them equal
         self.evaluated_at_step = self.global_step
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:

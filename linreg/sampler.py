@@ -35,12 +35,18 @@ def derive_seed(seed: int, key: int) -> int:
 
 
 class MinibatchSampler(Sampler[torch.Tensor | slice]):
-    """Yields index batches of `batch_size` (the last one may be short) covering [0, num_examples).
+    """Yields index batches covering [0, num_examples) once per epoch, the last one possibly short.
 
     shuffle=True: a new permutation each epoch, from a generator seeded with `derive_seed(seed, epoch)`;
     each batch is a 1-D int64 tensor of indices (a view into that permutation).
     shuffle=False: the examples in order; each batch is a `slice`, so indexing gives views, not copies.
     `device`: where the index batches live; the data's device, so that gathering a batch stays there.
+
+    Distributed (num_replicas R > 1): the epoch's permutation is the same on every rank; each global
+    batch is R × batch_size consecutive indices of it, and rank r takes the r-th part. A short last global
+    batch of m indices is split as evenly as possible: rank r takes m // R indices, plus one if r < m % R
+    (so with m < R some ranks take none). Every rank has the same number of steps, len(self).
+    `start_batch` skips the first batches of the next epoch iterated (resuming mid-epoch).
     """
 
     def __init__(
@@ -51,33 +57,52 @@ class MinibatchSampler(Sampler[torch.Tensor | slice]):
         shuffle: bool = True,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        num_replicas: int = 1,
+        rank: int = 0,
     ) -> None:
         if num_examples < 0 or batch_size <= 0:
             raise ValueError(f"need num_examples >= 0 and batch_size > 0, got {num_examples}, {batch_size}")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"need 0 <= rank < num_replicas, got rank {rank} of {num_replicas}")
         self.num_examples = num_examples
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.device = torch.device(device)
+        self.num_replicas = num_replicas
+        self.rank = rank
         self.epoch = 0
+        self.start_batch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return math.ceil(self.num_examples / self.batch_size)
+        return math.ceil(self.num_examples / (self.batch_size * self.num_replicas))
 
     def permutation(self) -> torch.Tensor:
-        """This epoch's order of the examples: (num_examples,) int64."""
+        """This epoch's order of the examples, the same on every rank: (num_examples,) int64."""
         if not self.shuffle:
             return torch.arange(self.num_examples)
         generator = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
         # Drawn on the CPU, so the order is the same on every device; moved once per epoch, not per batch.
         return torch.randperm(self.num_examples, generator=generator).to(self.device)
 
+    def bounds(self, step: int) -> tuple[int, int]:
+        """[lo, hi): this rank's part of the epoch's order at `step`."""
+        global_batch = self.batch_size * self.num_replicas
+        start = step * global_batch
+        q, extra = divmod(min(global_batch, self.num_examples - start), self.num_replicas)
+        lo = start + self.rank * q + min(self.rank, extra)
+        return lo, lo + q + (self.rank < extra)
+
     def __iter__(self) -> Iterator[torch.Tensor | slice]:
+        steps, self.start_batch = range(self.start_batch, len(self)), 0
         if not self.shuffle:
-            for start in range(0, self.num_examples, self.batch_size):
-                yield slice(start, min(start + self.batch_size, self.num_examples))
+            for step in steps:
+                yield slice(*self.bounds(step))
             return
-        yield from self.permutation().split(self.batch_size)
+        permutation = self.permutation()
+        for step in steps:
+            lo, hi = self.bounds(step)
+            yield permutation[lo:hi]

@@ -21,6 +21,7 @@ def run_summary(
     trainer: L.Trainer,
     model: L.LightningModule,
     datamodule,
+    run_dir: str | Path,
     fit_seconds: float,
     hparams: dict[str, Any],
     solution: ClosedForm | None = None,
@@ -43,7 +44,7 @@ def run_summary(
         "global_step": trainer.global_step,
         "fit_seconds": fit_seconds,
         "device": str(trainer.strategy.root_device),
-        "run_dir": str(trainer.log_dir),
+        "run_dir": str(run_dir),
         "hparams": hparams,
         "closed_form": None
         if solution is None

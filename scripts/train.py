@@ -14,7 +14,9 @@ import warnings
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
 
 from linreg.callbacks import BookReport, ProgressBar, echo, parameter_errors
 from linreg.closed_form import excess_loss
@@ -60,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="fixes the data, the init and the batch order (default: %(default)s)"
     )
     g.add_argument("--logdir", default="lightning_logs", help="runs go to <logdir>/version_N/ (default: %(default)s)")
+    g.add_argument("--resume", metavar="CKPT", help="continue the run saved in this checkpoint, in a new run folder")
+    g.add_argument(
+        "--checkpoint-every-n-steps",
+        type=int,
+        default=0,
+        help="also save last.ckpt inside every N-th step, resumable mid-epoch (default: 0, only at the end)",
+    )
     g.add_argument(
         "--log-every-n-steps",
         type=int,
@@ -80,6 +89,10 @@ def build(args: argparse.Namespace) -> tuple[SyntheticRegressionDataModule, Line
     # The data lives in memory and batches are one indexing op: worker processes would only add IPC.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")  # Lightning vs torch>=2.9, harmless
+    # ModelCheckpoint warns that with manual optimization a step's checkpoint holds the state after the
+    # update: here that is the state global_step describes, the one to resume from.
+    warnings.filterwarnings("ignore", ".*ModelCheckpoint with manual optimization and every_n_train_steps.*")
+    warnings.filterwarnings("ignore", ".*The dirpath has changed from.*")  # --resume writes a new run folder
     L.seed_everything(args.seed, verbose=False)  # the initialization of w; data and order have their own
     datamodule = SyntheticRegressionDataModule(
         true_w=args.true_w,
@@ -102,7 +115,9 @@ def build(args: argparse.Namespace) -> tuple[SyntheticRegressionDataModule, Line
         max_steps=args.max_steps,
         logger=TensorBoard(args.logdir, name=""),
         callbacks=[
-            ModelCheckpoint(save_last=True, save_top_k=0),
+            # last.ckpt at the end of fit, and inside every N-th step if asked: such a checkpoint is the
+            # state in the middle of an epoch, and resumes exactly (README, "Resuming").
+            ModelCheckpoint(save_last=True, save_top_k=0, every_n_train_steps=args.checkpoint_every_n_steps),
             BookReport(),
             ProgressBar(),
         ],
@@ -114,33 +129,47 @@ def build(args: argparse.Namespace) -> tuple[SyntheticRegressionDataModule, Line
     return datamodule, model, trainer
 
 
+say = rank_zero_only(print)  # under DDP every rank runs this script: only rank 0 talks
+
+
 def main(argv: list[str] | None = None) -> Path:
-    args = build_parser().parse_args(argv)
-    print(f"seed {args.seed}")
+    try:
+        return run(build_parser().parse_args(argv))
+    finally:
+        # Lightning leaves the DDP process group up after fit; left to interpreter exit, gloo's threads can
+        # abort the process ("terminate called without an active exception").
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def run(args: argparse.Namespace) -> Path:
+    say(f"seed {args.seed}")
     datamodule, model, trainer = build(args)
     start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=args.resume)
     fit_seconds = time.perf_counter() - start
     if model.evaluated_at_step != trainer.global_step:  # --max-steps stopped it mid-epoch
         trainer.validate(model, datamodule=datamodule, verbose=False)
-        echo(trainer, f"step {trainer.global_step}, loss {float(trainer.callback_metrics['train/epoch_loss']):f}")
+        if trainer.is_global_zero:
+            echo(trainer, f"step {trainer.global_step}, loss {float(trainer.callback_metrics['train/epoch_loss']):f}")
+    run_dir = Path(trainer.log_dir)  # a broadcast from rank 0 under DDP: every rank asks, once
     if not trainer.is_global_zero:
-        return Path(trainer.log_dir)
+        return run_dir
 
     errors = parameter_errors(model, datamodule)
     if errors is not None:
         print(f"error in estimating w: {rounded(errors[0].tolist())}")
         print(f"error in estimating b: {errors[1]:.6f}")
     solution = next(c for c in trainer.callbacks if isinstance(c, BookReport)).solution
-    summary = run_summary(trainer, model, datamodule, fit_seconds, vars(args), solution)
+    summary = run_summary(trainer, model, datamodule, run_dir, fit_seconds, vars(args), solution)
     print(f"sgd:         w {rounded(summary['w'])}, b {summary['b']:.6f}, loss {summary['train_loss']:.6g}")
     print(
         f"closed form: w {rounded(solution.w.reshape(-1).tolist())}, b {solution.b.item():.6f}, "
         f"loss {solution.loss:.6g} (sgd is {excess_loss(solution, model.w, model.b):.3g} above it)"
     )
-    write_summary(summary, trainer.log_dir)
-    print(f"run folder: {trainer.log_dir}")
-    return Path(trainer.log_dir)
+    write_summary(summary, run_dir)
+    print(f"run folder: {run_dir}")
+    return run_dir
 
 
 if __name__ == "__main__":
