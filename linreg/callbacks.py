@@ -126,7 +126,7 @@ class ProgressBar(TQDMProgressBar):
     def __init__(self, min_interval: float = 0.1) -> None:
         super().__init__(refresh_rate=1)
         self.min_interval = min_interval
-        self.last_draw = 0.0
+        self.last_draw = -math.inf  # the first batch is drawn at once
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int):
         now = time.monotonic()

@@ -32,54 +32,38 @@ from linreg.sampler import MinibatchSampler, derive_seed
 DATA_STREAM, TRUE_W_STREAM = -1, -2
 
 
-class SyntheticRegressionDataModule(L.LightningDataModule):
-    """y = X true_w + true_b + N(0, noise²), X ~ N(0, 1); `num_examples` to train on, `num_val` held out.
+class InMemoryRegressionDataModule(L.LightningDataModule):
+    """What every in-memory dataset here shares: data made once in `setup` and moved to the device, the
+    book's shuffled minibatches for training, and in-order chunks of both sets for evaluation.
 
-    Pass `true_w` (one weight per feature), or only `num_features` to draw a true w ~ N(0, 1) of that
-    size from `seed`. `eval_batch_size` is the chunk size for the in-order evaluation loaders.
+    Subclasses implement `make_data(dtype) -> (X, y, X_val, y_val)` (the held-out pair may be None) and
+    save `batch_size`, `seed` and `eval_batch_size` among their hyperparameters.
     """
 
-    def __init__(
-        self,
-        true_w: Sequence[float] | None = (2.0, -3.4),
-        true_b: float = 4.2,
-        num_examples: int = 1000,
-        num_val: int = 1000,
-        batch_size: int = 10,
-        noise: float = 0.01,
-        seed: int = 0,
-        num_features: int | None = None,
-        eval_batch_size: int = 65536,
-    ) -> None:
+    true_w: torch.Tensor | None = None  # the true parameters, where the data has them (synthetic data)
+    true_b: float | None = None
+    feature_names: list[str] | None = None
+
+    def __init__(self) -> None:
         super().__init__()
-        if true_w is None:
-            if num_features is None:
-                raise ValueError("give true_w or num_features")
-            generator = torch.Generator().manual_seed(derive_seed(seed, TRUE_W_STREAM))
-            true_w = torch.randn(num_features, generator=generator, dtype=torch.float64).tolist()
-        elif num_features is not None and num_features != len(true_w):
-            raise ValueError(f"num_features={num_features} disagrees with true_w of length {len(true_w)}")
-        self.save_hyperparameters(ignore=["num_features"])
-        self.hparams.true_w = [float(v) for v in true_w]
-        self.true_w = torch.tensor(self.hparams.true_w, dtype=torch.float64)  # (num_inputs,), exact as given
-        self.true_b = float(true_b)
-        self.num_inputs = len(true_w)
         self.train_set: TensorDataset | None = None
         self.val_set: TensorDataset | None = None
+
+    def make_data(self, dtype: torch.dtype):
+        raise NotImplementedError
 
     def setup(self, stage: str) -> None:
         if self.train_set is not None:  # fit, then validate: keep the same data
             return
-        hp = self.hparams
-        generator = torch.Generator().manual_seed(derive_seed(hp.seed, DATA_STREAM))
-        dtype = self.data_dtype()
-        # Training set first, then the held-out set, from one stream: both depend on the seed alone.
-        X, y = synthetic_data(self.true_w, self.true_b, hp.num_examples, hp.noise, generator, dtype)
+        X, y, X_val, y_val = self.make_data(self.data_dtype())
         self.train_set = self.on_device(X, y)  # X: (num_examples, num_inputs), y: (num_examples, 1)
-        if hp.num_val > 0:
-            self.val_set = self.on_device(
-                *synthetic_data(self.true_w, self.true_b, hp.num_val, hp.noise, generator, dtype)
-            )
+        if X_val is not None and len(X_val) > 0:
+            self.val_set = self.on_device(X_val, y_val)
+
+    def to_data_units(self, w: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's (w, b) in the units of the data the user gave, as float64 (num_inputs,) and (1,)
+        on the CPU: unchanged here; a DataModule that rescales its features undoes that."""
+        return w.detach().reshape(-1).cpu().double(), b.detach().reshape(-1).cpu().double()
 
     def on_device(self, X: torch.Tensor, y: torch.Tensor) -> TensorDataset:
         """The data moves to the trainer's device once, here; batches are then gathered on the device, and
@@ -134,3 +118,45 @@ class SyntheticRegressionDataModule(L.LightningDataModule):
         if self.val_set is not None:
             loaders.append(self._in_order(self.val_set))
         return loaders
+
+
+class SyntheticRegressionDataModule(InMemoryRegressionDataModule):
+    """y = X true_w + true_b + N(0, noise²), X ~ N(0, 1); `num_examples` to train on, `num_val` held out.
+
+    Pass `true_w` (one weight per feature), or only `num_features` to draw a true w ~ N(0, 1) of that
+    size from `seed`. `eval_batch_size` is the chunk size for the in-order evaluation loaders.
+    """
+
+    def __init__(
+        self,
+        true_w: Sequence[float] | None = (2.0, -3.4),
+        true_b: float = 4.2,
+        num_examples: int = 1000,
+        num_val: int = 1000,
+        batch_size: int = 10,
+        noise: float = 0.01,
+        seed: int = 0,
+        num_features: int | None = None,
+        eval_batch_size: int = 65536,
+    ) -> None:
+        super().__init__()
+        if true_w is None:
+            if num_features is None:
+                raise ValueError("give true_w or num_features")
+            generator = torch.Generator().manual_seed(derive_seed(seed, TRUE_W_STREAM))
+            true_w = torch.randn(num_features, generator=generator, dtype=torch.float64).tolist()
+        elif num_features is not None and num_features != len(true_w):
+            raise ValueError(f"num_features={num_features} disagrees with true_w of length {len(true_w)}")
+        self.save_hyperparameters(ignore=["num_features"])
+        self.hparams.true_w = [float(v) for v in true_w]
+        self.true_w = torch.tensor(self.hparams.true_w, dtype=torch.float64)  # (num_inputs,), exact as given
+        self.true_b = float(true_b)
+        self.num_inputs = len(true_w)
+
+    def make_data(self, dtype: torch.dtype):
+        hp = self.hparams
+        generator = torch.Generator().manual_seed(derive_seed(hp.seed, DATA_STREAM))
+        # Training set first, then the held-out set, from one stream: both depend on the seed alone.
+        X, y = synthetic_data(self.true_w, self.true_b, hp.num_examples, hp.noise, generator, dtype)
+        X_val, y_val = synthetic_data(self.true_w, self.true_b, hp.num_val, hp.noise, generator, dtype)
+        return X, y, X_val, y_val

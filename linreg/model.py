@@ -11,6 +11,7 @@ adds no arithmetic; it exists so that Lightning sees an optimizer step: `trainer
 optimizer steps, and `max_steps`, step-based checkpoints and resume all depend on it.
 """
 
+import math
 from collections.abc import Callable
 
 import lightning as L
@@ -66,6 +67,7 @@ class LinearRegressionScratch(L.LightningModule):
         self.register_buffer("loss_sum", torch.zeros(()), persistent=False)
         self.register_buffer("loss_count", torch.zeros(()), persistent=False)
         self.train_loss: float | None = None  # the last value written, shown by the progress bar
+        self.diverged_at_step: int | None = None  # set when the loss turns inf or nan: training stops
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         return linreg(X, self.w, self.b)
@@ -111,6 +113,14 @@ class LinearRegressionScratch(L.LightningModule):
         self.loss_count.zero_()
         for logger in self.loggers:
             logger.log_metrics({"train/loss": self.train_loss}, step=self.global_step - 1)
+        self.stop_if_diverged(self.train_loss)
+
+    def stop_if_diverged(self, loss: float) -> None:
+        """A loss that is inf or nan (too large a learning rate) stops training; what was logged stays.
+        Checked where the loss is already on the host, so it costs no extra sync. The same on every rank."""
+        if not math.isfinite(loss) and self.diverged_at_step is None:
+            self.diverged_at_step = self.global_step
+            self.trainer.should_stop = True
 
     def on_validation_start(self) -> None:
         # module.double() (precision "64-true") leaves torchmetrics' states in float32: match the parameters.
@@ -134,6 +144,7 @@ class LinearRegressionScratch(L.LightningModule):
         values = {name: metric.compute() for name, metric in metrics.items()}
         for metric in metrics.values():
             metric.reset()
+        self.stop_if_diverged(float(values["train/epoch_loss"]))
         values["hp_metric"] = values.get("val/loss", values["train/epoch_loss"])
         # Lightning uses a logged "step" as the x-axis: put epoch metrics at the number of SGD updates
         # they were measured after, the same axis as the params/* trajectories.

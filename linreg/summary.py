@@ -1,11 +1,13 @@
 """`summary.json`: the machine-readable result of a run, written into its run folder at the end.
 
-    {"w": [...], "b": ..., "true_w": [...] | null, "true_b": ... | null, "train_loss": ...,
+    {"status": "ok" | "diverged at step N", "w": [...] | null, "b": ... | null, "feature_names": [...] | null,
+     "true_w": [...] | null, "true_b": ... | null, "train_loss": ...,
      "val_loss": ... | null, "epochs": 3, "global_step": 300, "fit_seconds": ..., "device": "cpu",
      "run_dir": "lightning_logs/version_0", "hparams": {...every CLI flag...},
      "closed_form": {"w": [...], "b": ..., "train_loss": ...} | null}
 
-Later features add keys; these stay.
+w, b and the closed form are in the units of the user's data (CSV features are standardized for
+training; see linreg/csv_data.py). Later features add keys; these stay.
 """
 
 import json
@@ -28,13 +30,19 @@ def run_summary(
 ) -> dict[str, Any]:
     metrics = trainer.callback_metrics
     true_w = getattr(datamodule, "true_w", None)
+    diverged = model.diverged_at_step is not None
 
     def metric(name: str) -> float | None:
-        return float(metrics[name]) if name in metrics else None
+        return float(metrics[name]) if name in metrics and not diverged else None
 
+    w, b = datamodule.to_data_units(model.w, model.b)  # in the units of the user's data
+    if solution is not None:
+        closed_w, closed_b = datamodule.to_data_units(solution.w, solution.b)
     return {
-        "w": model.w.detach().reshape(-1).cpu().tolist(),
-        "b": model.b.item(),
+        "status": f"diverged at step {model.diverged_at_step}" if diverged else "ok",
+        "w": None if diverged else w.tolist(),  # never NaNs as if the run were fine
+        "b": None if diverged else b.item(),
+        "feature_names": datamodule.feature_names,
         "true_w": None if true_w is None else true_w.tolist(),
         "true_b": None if true_w is None else datamodule.true_b,
         "train_loss": metric("train/epoch_loss"),
@@ -48,7 +56,7 @@ def run_summary(
         "hparams": hparams,
         "closed_form": None
         if solution is None
-        else {"w": solution.w.reshape(-1).tolist(), "b": solution.b.item(), "train_loss": solution.loss},
+        else {"w": closed_w.tolist(), "b": closed_b.item(), "train_loss": solution.loss},
     }
 
 

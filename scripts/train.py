@@ -2,108 +2,128 @@
 
     python scripts/train.py                       # the book's run: 1000 examples, batch 10, lr 0.03, 3 epochs
     python scripts/train.py --accelerator gpu     # the same on a GPU
+    python scripts/train.py --data houses.csv --target price --max-epochs 20    # your own CSV
     tensorboard --logdir lightning_logs           # the curves of every run
 
 Prints `epoch N, loss ...` after each epoch, then the errors in estimating w and b, then the run folder
 `<logdir>/version_N/` holding the TensorBoard events, `summary.json` and `checkpoints/last.ckpt`.
+Bad input ends with one line on stderr and exit status 2; a diverging run with exit status 1.
 """
 
 import argparse
+import sys
 import time
 import warnings
 from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
 from linreg.callbacks import BookReport, ProgressBar, echo, parameter_errors
+from linreg.checkpoint import CheckpointError, read_checkpoint
 from linreg.closed_form import excess_loss
-from linreg.data import SyntheticRegressionDataModule
+from linreg.csv_data import CSVRegressionDataModule, DataError
+from linreg.data import InMemoryRegressionDataModule, SyntheticRegressionDataModule
 from linreg.loggers import TensorBoard
 from linreg.model import LinearRegressionScratch
 from linreg.summary import run_summary, write_summary
 
 
+class UsageError(ValueError):
+    """A flag's value that cannot work; the message is one line for the user."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not argparse's usage block
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = Parser(prog="train.py", description=__doc__.split("\n\n")[0])
     g = p.add_argument_group("hardware (passed to lightning.Trainer)")
     g.add_argument("--accelerator", default="auto", help="cpu, gpu, mps or auto (default: %(default)s)")
-    g.add_argument(
-        "--devices", default="auto", help="how many devices, a list like 0,1, or auto (default: %(default)s)"
-    )
+    g.add_argument("--devices", default="auto", help="how many devices, a list like 0,1, or auto (default: auto)")
     g.add_argument("--strategy", default="auto", help="auto, ddp, ... (default: %(default)s)")
     g.add_argument("--num-nodes", type=int, default=1, help="machines for multi-node DDP (default: %(default)s)")
     g.add_argument("--precision", default="32-true", help="32-true, 64-true, ... (default: %(default)s)")
     g = p.add_argument_group("training (the book's hyperparameters)")
     g.add_argument("--max-epochs", type=int, default=3, help="the book's num_epochs (default: %(default)s)")
-    g.add_argument(
-        "--max-steps", type=int, default=-1, help="stop after this many SGD steps (default: %(default)s, no limit)"
-    )
+    g.add_argument("--max-steps", type=int, default=-1, help="stop after this many SGD steps (default: -1, no limit)")
     g.add_argument("--batch-size", type=int, default=10, help="minibatch size (default: %(default)s)")
     g.add_argument("--lr", type=float, default=0.03, help="learning rate (default: %(default)s)")
-    g.add_argument(
-        "--init-std", type=float, default=0.01, help="w ~ N(0, init_std²) at the start, b = 0 (default: %(default)s)"
-    )
+    g.add_argument("--init-std", type=float, default=0.01, help="w ~ N(0, init_std²) at the start, b = 0 (0.01)")
     g = p.add_argument_group("synthetic data: y = X true_w + true_b + N(0, noise²)")
     g.add_argument("--num-examples", type=int, default=1000, help="training examples (default: %(default)s)")
-    g.add_argument("--num-val", type=int, default=1000, help="held-out examples, 0 for none (default: %(default)s)")
+    g.add_argument("--num-val", type=int, help="held-out examples, 0 for none (default: 1000; CSV: --val-fraction)")
     g.add_argument("--true-w", type=float, nargs="+", help="true weights, one per feature (default: 2 -3.4)")
     g.add_argument("--true-b", type=float, default=4.2, help="true bias (default: %(default)s)")
-    g.add_argument(
-        "--num-features", type=int, help="without --true-w: draw a true w ~ N(0, 1) of this size from the seed"
-    )
-    g.add_argument(
-        "--noise", type=float, default=0.01, help="standard deviation of the label noise (default: %(default)s)"
-    )
+    g.add_argument("--num-features", type=int, help="without --true-w: draw a true w ~ N(0, 1) of this size")
+    g.add_argument("--noise", type=float, default=0.01, help="standard deviation of the label noise (0.01)")
+    g = p.add_argument_group("your own data: a CSV file with a header row")
+    g.add_argument("--data", metavar="FILE.csv", help="train on this CSV instead of synthetic data")
+    g.add_argument("--target", metavar="COLUMN", help="the column to predict (required with --data)")
+    g.add_argument("--features", metavar="COLUMN", nargs="+", help="the input columns (default: all but the target)")
+    g.add_argument("--val-fraction", type=float, default=0.2, help="rows held out without --num-val (0.2)")
     g = p.add_argument_group("run")
-    g.add_argument(
-        "--seed", type=int, default=0, help="fixes the data, the init and the batch order (default: %(default)s)"
-    )
+    g.add_argument("--seed", type=int, default=0, help="fixes the data, the init and the batch order (default: 0)")
     g.add_argument("--logdir", default="lightning_logs", help="runs go to <logdir>/version_N/ (default: %(default)s)")
     g.add_argument("--resume", metavar="CKPT", help="continue the run saved in this checkpoint, in a new run folder")
     g.add_argument(
-        "--checkpoint-every-n-steps",
-        type=int,
-        default=0,
-        help="also save last.ckpt inside every N-th step, resumable mid-epoch (default: 0, only at the end)",
+        "--checkpoint-every-n-steps", type=int, default=0, help="also save last.ckpt inside every N-th step (0)"
     )
-    g.add_argument(
-        "--log-every-n-steps",
-        type=int,
-        default=10,
-        help="log train/loss and params/* every N steps (default: %(default)s)",
-    )
+    g.add_argument("--log-every-n-steps", type=int, default=10, help="train/loss and params/* cadence (10)")
     return p
 
 
-def rounded(values: list[float]) -> list[float]:
-    return [round(v, 6) for v in values]
+def check(args: argparse.Namespace) -> None:
+    """Reject what would fail later, or silently misbehave, with one line naming the flag."""
+    positive = {"--batch-size": args.batch_size, "--lr": args.lr, "--num-examples": args.num_examples}
+    for flag, value in positive.items():
+        if not value > 0:
+            raise UsageError(f"{flag} must be positive, got {value}")
+    non_negative = {"--num-val": args.num_val or 0, "--noise": args.noise, "--init-std": args.init_std}
+    for flag, value in non_negative.items():
+        if not value >= 0:
+            raise UsageError(f"{flag} must not be negative, got {value}")
+    if args.num_features is not None and args.num_features <= 0:
+        raise UsageError(f"--num-features must be positive, got {args.num_features}")
+    if args.true_w is not None and args.num_features is not None and len(args.true_w) != args.num_features:
+        raise UsageError(f"--num-features {args.num_features} disagrees with the {len(args.true_w)} values of --true-w")
+    if args.data is not None and args.target is None:
+        raise UsageError("--data needs --target, the column to predict")
+    if args.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--accelerator {args.accelerator}: no CUDA GPU is available on this machine")
+    if args.resume is not None:
+        read_checkpoint(args.resume)
 
 
-def build(args: argparse.Namespace) -> tuple[SyntheticRegressionDataModule, LinearRegressionScratch, L.Trainer]:
+def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, LinearRegressionScratch, L.Trainer]:
     """The DataModule, the module and the Trainer that a command line asks for (benchmark.py reuses it)."""
-    if args.true_w is None and args.num_features is None:
-        args.true_w = [2.0, -3.4]
     # The data lives in memory and batches are one indexing op: worker processes would only add IPC.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")  # Lightning vs torch>=2.9, harmless
-    # ModelCheckpoint warns that with manual optimization a step's checkpoint holds the state after the
-    # update: here that is the state global_step describes, the one to resume from.
+    # With manual optimization a step's checkpoint holds the state after the update: the one to resume from.
     warnings.filterwarnings("ignore", ".*ModelCheckpoint with manual optimization and every_n_train_steps.*")
     warnings.filterwarnings("ignore", ".*The dirpath has changed from.*")  # --resume writes a new run folder
     L.seed_everything(args.seed, verbose=False)  # the initialization of w; data and order have their own
-    datamodule = SyntheticRegressionDataModule(
-        true_w=args.true_w,
-        true_b=args.true_b,
-        num_examples=args.num_examples,
-        num_val=args.num_val,
-        batch_size=args.batch_size,
-        noise=args.noise,
-        seed=args.seed,
-        num_features=args.num_features,
-    )
+    if args.data is not None:
+        datamodule = CSVRegressionDataModule(
+            args.data, args.target, args.features, args.num_val, args.val_fraction, args.batch_size, args.seed
+        )
+    else:
+        datamodule = SyntheticRegressionDataModule(
+            true_w=args.true_w if args.true_w or args.num_features else [2.0, -3.4],
+            true_b=args.true_b,
+            num_examples=args.num_examples,
+            num_val=1000 if args.num_val is None else args.num_val,
+            batch_size=args.batch_size,
+            noise=args.noise,
+            seed=args.seed,
+            num_features=args.num_features,
+        )
     model = LinearRegressionScratch(num_inputs=datamodule.num_inputs, lr=args.lr, init_std=args.init_std)
     trainer = L.Trainer(
         accelerator=args.accelerator,
@@ -129,12 +149,21 @@ def build(args: argparse.Namespace) -> tuple[SyntheticRegressionDataModule, Line
     return datamodule, model, trainer
 
 
+def rounded(values: list[float]) -> list[float]:
+    return [round(v, 6) for v in values]
+
+
 say = rank_zero_only(print)  # under DDP every rank runs this script: only rank 0 talks
 
 
 def main(argv: list[str] | None = None) -> Path:
+    args = build_parser().parse_args(argv)
     try:
-        return run(build_parser().parse_args(argv))
+        check(args)
+        return run(args)
+    except (UsageError, DataError, CheckpointError, MisconfigurationException) as e:
+        print(f"train.py: error: {e}", file=sys.stderr)  # bad input: one line, no traceback
+        sys.exit(2)
     finally:
         # Lightning leaves the DDP process group up after fit; left to interpreter exit, gloo's threads can
         # abort the process ("terminate called without an active exception").
@@ -146,9 +175,10 @@ def run(args: argparse.Namespace) -> Path:
     say(f"seed {args.seed}")
     datamodule, model, trainer = build(args)
     start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=args.resume)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=args.resume, weights_only=True if args.resume else None)
     fit_seconds = time.perf_counter() - start
-    if model.evaluated_at_step != trainer.global_step:  # --max-steps stopped it mid-epoch
+    diverged = model.diverged_at_step is not None
+    if model.evaluated_at_step != trainer.global_step and not diverged:  # --max-steps stopped it mid-epoch
         trainer.validate(model, datamodule=datamodule, verbose=False)
         if trainer.is_global_zero:
             echo(trainer, f"step {trainer.global_step}, loss {float(trainer.callback_metrics['train/epoch_loss']):f}")
@@ -156,18 +186,28 @@ def run(args: argparse.Namespace) -> Path:
     if not trainer.is_global_zero:
         return run_dir
 
+    solution = next(c for c in trainer.callbacks if isinstance(c, BookReport)).solution
+    summary = run_summary(trainer, model, datamodule, run_dir, fit_seconds, vars(args), solution)
+    write_summary(summary, run_dir)
+    if diverged:
+        print(
+            f"train.py: error: the loss became inf or nan by step {model.diverged_at_step} with --lr {args.lr:g}: "
+            f"the steps overshoot and grow. Try a smaller learning rate, e.g. --lr {args.lr / 10:g}. "
+            f"What was logged is in {run_dir}",
+            file=sys.stderr,
+        )
+        sys.exit(1)
     errors = parameter_errors(model, datamodule)
     if errors is not None:
         print(f"error in estimating w: {rounded(errors[0].tolist())}")
         print(f"error in estimating b: {errors[1]:.6f}")
-    solution = next(c for c in trainer.callbacks if isinstance(c, BookReport)).solution
-    summary = run_summary(trainer, model, datamodule, run_dir, fit_seconds, vars(args), solution)
-    print(f"sgd:         w {rounded(summary['w'])}, b {summary['b']:.6f}, loss {summary['train_loss']:.6g}")
+    names = f" ({', '.join(datamodule.feature_names)})" if datamodule.feature_names else ""
+    print(f"sgd:         w{names} {rounded(summary['w'])}, b {summary['b']:.6f}, loss {summary['train_loss']:.6g}")
+    closed = summary["closed_form"]
     print(
-        f"closed form: w {rounded(solution.w.reshape(-1).tolist())}, b {solution.b.item():.6f}, "
-        f"loss {solution.loss:.6g} (sgd is {excess_loss(solution, model.w, model.b):.3g} above it)"
+        f"closed form: w{names} {rounded(closed['w'])}, b {closed['b']:.6f}, loss {closed['train_loss']:.6g} "
+        f"(sgd is {excess_loss(solution, model.w, model.b):.3g} above it)"
     )
-    write_summary(summary, run_dir)
     print(f"run folder: {run_dir}")
     return run_dir
 

@@ -1,0 +1,79 @@
+"""Your own CSV: split, standardization, coefficients in the data's units, and predict.py end to end."""
+
+import csv
+import io
+import json
+
+import pytest
+import torch
+
+from linreg.csv_data import CSVRegressionDataModule
+from tests.conftest import load_script
+
+train, predict = load_script("train"), load_script("predict")
+
+
+@pytest.fixture
+def houses(tmp_path):
+    """Noiseless prices: SGD and the closed form must find price = 3000·area - 1500·age + 50000."""
+    g = torch.Generator().manual_seed(0)
+    area, age = 50 + 200 * torch.rand(300, generator=g), torch.randint(0, 60, (300,), generator=g)
+    lines = ["area,age,price"] + [
+        f"{a:.1f},{b},{3000 * round(a, 1) - 1500 * b + 50000}" for a, b in zip(area.tolist(), age.tolist(), strict=True)
+    ]
+    path = tmp_path / "houses.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_split_and_standardization_use_the_training_rows_only(houses):
+    dm = CSVRegressionDataModule(str(houses), "price", num_val=50, seed=1)
+    dm.setup("fit")
+    X = dm.train_set.tensors[0]
+    assert X.shape == (250, 2) and dm.val_set.tensors[0].shape == (50, 2) and dm.feature_names == ["area", "age"]
+    torch.testing.assert_close(X.double().mean(0), torch.zeros(2, dtype=torch.float64), atol=1e-5, rtol=0)
+    torch.testing.assert_close(X.double().std(0), torch.ones(2, dtype=torch.float64), atol=1e-5, rtol=0)
+    assert not torch.allclose(dm.val_set.tensors[0].double().mean(0), torch.zeros(2, dtype=torch.float64), atol=1e-3)
+    other = CSVRegressionDataModule(str(houses), "price", num_val=50, seed=2)
+    assert not torch.equal(dm.val_rows, other.val_rows)  # the split is drawn with the seed
+
+
+def test_coefficients_come_back_in_the_datas_units(houses, tmp_path):
+    run_dir = train.main(
+        [
+            "--logdir",
+            str(tmp_path),
+            "--data",
+            str(houses),
+            "--target",
+            "price",
+            "--max-epochs",
+            "60",
+            "--precision",
+            "64-true",
+        ]
+    )
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["feature_names"] == ["area", "age"] and summary["true_w"] is None
+    closed = summary["closed_form"]
+    assert closed["w"] == pytest.approx([3000, -1500], rel=1e-9) and closed["b"] == pytest.approx(50000, rel=1e-9)
+    assert summary["w"] == pytest.approx([3000, -1500], rel=1e-3) and summary["b"] == pytest.approx(50000, rel=1e-3)
+
+
+def test_predict_writes_the_rows_with_a_prediction_column(houses, tmp_path, capsys):
+    run_dir = train.main(["--logdir", str(tmp_path), "--data", str(houses), "--target", "price", "--max-epochs", "60"])
+    new = tmp_path / "new.csv"
+    new.write_text("area,age\n100,10\n200.5,0\n")
+    capsys.readouterr()
+    predict.main(["--checkpoint", str(run_dir / "checkpoints" / "last.ckpt"), "--data", str(new)])
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert rows[0] == ["area", "age", "prediction"] and [r[:2] for r in rows[1:]] == [["100", "10"], ["200.5", "0"]]
+    assert [float(r[2]) for r in rows[1:]] == pytest.approx([335000, 651500], rel=2e-3)
+    out = tmp_path / "predictions.csv"
+    predict.main(["--checkpoint", str(run_dir / "checkpoints" / "last.ckpt"), "--data", str(new), "--output", str(out)])
+    assert out.read_text().splitlines()[0] == "area,age,prediction"
+    with pytest.raises(SystemExit):  # an existing output is never overwritten
+        predict.main(
+            ["--checkpoint", str(run_dir / "checkpoints" / "last.ckpt"), "--data", str(new), "--output", str(out)]
+        )
+    assert "exists" in capsys.readouterr().err

@@ -1,0 +1,112 @@
+"""Bad input ends with one clear line naming the problem and a non-zero exit, never a traceback."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, load_script
+
+train = load_script("train")
+
+HOUSES = "area,age,price\n" + "".join(
+    f"{50 + 7 * i},{i % 40},{3000 * (50 + 7 * i) - 1500 * (i % 40)}\n" for i in range(60)
+)
+
+
+def cli(script: str, *args: str, cwd=ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / script), *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def csv_file(tmp_path, text: str, name: str = "data.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def in_process(capsys, *args: str) -> subprocess.CompletedProcess:
+    """train.main(args) in this process: the same code as the CLI, without paying for a new interpreter."""
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(list(args))
+    return subprocess.CompletedProcess(args, exit_info.value.code, "", capsys.readouterr().err)
+
+
+def assert_one_line_error(out: subprocess.CompletedProcess, *words: str) -> None:
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr  # one line, so no traceback
+    assert "Traceback" not in out.stderr and lines[0].startswith(("train.py: error:", "predict.py: error:"))
+    for word in words:
+        assert word in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--batch-size", "0"], ["--batch-size", "positive"]),
+        (["--lr", "-0.1"], ["--lr", "positive"]),
+        (["--num-examples", "0"], ["--num-examples"]),
+        (["--num-val", "-1"], ["--num-val", "negative"]),
+        (["--noise", "-0.5"], ["--noise", "negative"]),
+        (["--true-w", "2", "x"], ["--true-w", "'x'"]),
+        (["--true-w", "2", "-3.4", "--num-features", "3"], ["--num-features", "--true-w"]),
+        (["--resume", "missing.ckpt"], ["missing.ckpt", "no such"]),
+    ],
+)
+def test_bad_flags(tmp_path, capsys, args, words):
+    assert_one_line_error(in_process(capsys, "--logdir", str(tmp_path), *args), *words)
+    assert not (tmp_path / "version_0").exists()  # refused before any run folder was made
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_gpu_accelerator_without_a_gpu(tmp_path):
+    assert_one_line_error(cli("train.py", "--logdir", str(tmp_path), "--accelerator", "gpu"), "--accelerator", "GPU")
+
+
+@pytest.mark.parametrize(
+    ("text", "extra", "words"),
+    [
+        (None, [], ["no such file"]),
+        ("", [], ["empty", "header"]),
+        ("area,age,price\n", [], ["no rows"]),
+        ("area,age,price\n1,2,3\n4,five,6\n", [], ["line 3", "'age'", "'five'", "not a number"]),
+        ("area,age,price\n1,2,3\n4,nan,6\n", [], ["line 3", "'age'", "finite"]),
+        ("area,age,price\n1,2,3\n4,inf,6\n", [], ["line 3", "finite"]),
+        ("area,age,cost\n1,2,3\n", [], ["target column 'price'"]),
+        ("area,age,price\n1,2,3\n", ["--features", "area", "rooms"], ["feature column 'rooms'"]),
+        ("area,age,price\n" + "".join(f"{i},5,{i}\n" for i in range(20)), [], ["'age'", "constant"]),
+        ("area,age,price\n1,2,3\n4,5\n", [], ["line 3", "2 fields"]),
+    ],
+)
+def test_bad_csv(tmp_path, capsys, text, extra, words):
+    path = str(tmp_path / "missing.csv") if text is None else csv_file(tmp_path, text)
+    out = in_process(capsys, "--logdir", str(tmp_path / "logs"), "--data", path, "--target", "price", *extra)
+    assert_one_line_error(out, *words)
+
+
+def test_a_bad_flag_from_the_command_line_prints_one_line(tmp_path):
+    # the real process, once: what a user sees on the terminal
+    assert_one_line_error(cli("train.py", "--logdir", str(tmp_path), "--batch-size", "-3"), "--batch-size")
+
+
+def test_resume_and_predict_refuse_a_file_that_is_not_a_checkpoint(tmp_path):
+    fake = csv_file(tmp_path, "not a checkpoint\n", "fake.ckpt")
+    assert_one_line_error(cli("train.py", "--logdir", str(tmp_path), "--resume", fake), "fake.ckpt", "not a checkpoint")
+    data = csv_file(tmp_path, HOUSES)
+    assert_one_line_error(cli("predict.py", "--checkpoint", fake, "--data", data), "not a checkpoint")
+    missing = str(tmp_path / "nope.ckpt")
+    assert_one_line_error(cli("predict.py", "--checkpoint", missing, "--data", data), "nope.ckpt", "no such")
+
+
+def test_divergence_stops_the_run_and_says_which_lr(tmp_path, capsys):
+    out = in_process(capsys, "--logdir", str(tmp_path), "--lr", "50")
+    assert out.returncode == 1
+    last = out.stderr.strip().splitlines()[-1]
+    assert "inf or nan" in last and "--lr 50" in last and "--lr 5" in last  # names the lr, suggests a smaller one
+    summary = json.loads((tmp_path / "version_0" / "summary.json").read_text())
+    assert summary["status"].startswith("diverged") and summary["w"] is None and summary["b"] is None
+    assert summary["global_step"] < 300  # stopped early
+    assert list((tmp_path / "version_0").glob("events.out.tfevents.*"))  # what was logged is kept
