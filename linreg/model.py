@@ -108,17 +108,20 @@ class LinearRegressionScratch(L.LightningModule):
         (monitor `train/epoch_loss` or `val/loss` instead). The x-axis is the number of updates done
         before the last of these minibatches, Lightning's convention for step metrics.
         """
-        self.train_loss = (self.loss_sum / self.loss_count).item()  # one host sync per write, not per step
+        # One host sync per write, not per step, for the loss and for a sum of the parameters: inf or nan
+        # there means divergence. The parameters, not this rank's loss: they are the same on every rank,
+        # so under DDP every rank decides to stop at the same step (one stopping alone would hang the job).
+        loss, parameters = torch.stack([self.loss_sum / self.loss_count, self.w.sum() + self.b.sum()]).tolist()
+        self.train_loss = loss
         self.loss_sum.zero_()
         self.loss_count.zero_()
         for logger in self.loggers:
             logger.log_metrics({"train/loss": self.train_loss}, step=self.global_step - 1)
-        self.stop_if_diverged(self.train_loss)
+        self.stop_if_diverged(parameters)
 
-    def stop_if_diverged(self, loss: float) -> None:
-        """A loss that is inf or nan (too large a learning rate) stops training; what was logged stays.
-        Checked where the loss is already on the host, so it costs no extra sync. The same on every rank."""
-        if not math.isfinite(loss) and self.diverged_at_step is None:
+    def stop_if_diverged(self, value: float) -> None:
+        """A value gone inf or nan (too large a learning rate) stops training; what was logged stays."""
+        if not math.isfinite(value) and self.diverged_at_step is None:
             self.diverged_at_step = self.global_step
             self.trainer.should_stop = True
 
@@ -144,7 +147,7 @@ class LinearRegressionScratch(L.LightningModule):
         values = {name: metric.compute() for name, metric in metrics.items()}
         for metric in metrics.values():
             metric.reset()
-        self.stop_if_diverged(float(values["train/epoch_loss"]))
+        self.stop_if_diverged(float(values["train/epoch_loss"]))  # combined across ranks: the same on each
         values["hp_metric"] = values.get("val/loss", values["train/epoch_loss"])
         # Lightning uses a logged "step" as the x-axis: put epoch metrics at the number of SGD updates
         # they were measured after, the same axis as the params/* trajectories.
