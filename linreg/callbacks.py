@@ -5,7 +5,8 @@
   - the closed form β = (XᵀX)⁻¹Xᵀy of the training set, solved when fit starts, and after every epoch
     `reference/closed_form_loss` and `train/excess_loss` (SGD's loss above it);
   - the parameters' trajectories `params/w_0`, `params/w_1`, ..., `params/b` and, with a known truth,
-    `params/w_error` (‖w - w_true‖) and `params/b_error` (|b - b_true|).
+    `params/w_error` (‖w - w_true‖) and `params/b_error` (|b - b_true|); at the end of fit, a figure of
+    them drawn from the run's own event file (`params/trajectories`, the IMAGES tab).
 - `ProgressBar`: Lightning's tqdm bar, redrawn at most every 0.1 s rather than after every step.
 
 One callback rather than three on purpose: Lightning calls every hook of every callback at every step,
@@ -18,9 +19,11 @@ import time
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from linreg.closed_form import ClosedForm, closed_form, excess_loss
+from linreg.figures import read_scalars, trajectory_figure
 
 SCALARS_PER_WRITE = 16  # params/* written per log_every_n_steps, on average: a scalar costs ~30 µs to write
 
@@ -88,6 +91,24 @@ class BookReport(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.log_parameters(trainer, pl_module, coordinates=True)  # the end point, whatever the cadence
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The trajectories as a figure in TensorBoard, drawn from what this run logged."""
+        tensorboard = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
+        if tensorboard is None or pl_module.diverged_at_step is not None:
+            return
+        tensorboard.experiment.flush()  # the event file must hold everything before it is read back
+        true_w = getattr(trainer.datamodule, "true_w", None)
+        solution = self.solution
+        figure = trajectory_figure(
+            read_scalars(tensorboard.log_dir),
+            true_w=None if true_w is None else true_w.tolist(),
+            true_b=getattr(trainer.datamodule, "true_b", None),
+            closed_w=None if solution is None else solution.w.reshape(-1).tolist(),
+            closed_b=None if solution is None else solution.b.item(),
+        )
+        tensorboard.experiment.add_figure("params/trajectories", figure, trainer.global_step)
 
     @rank_zero_only
     def log_parameters(self, trainer: L.Trainer, pl_module: L.LightningModule, coordinates: bool) -> None:

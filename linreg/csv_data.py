@@ -94,6 +94,7 @@ class CSVRegressionDataModule(InMemoryRegressionDataModule):
         batch_size: int = 10,
         seed: int = 0,
         eval_batch_size: int = 65536,
+        shuffle: bool = True,
     ) -> None:
         super().__init__()
         header = read_header(path)

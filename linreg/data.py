@@ -90,7 +90,13 @@ class InMemoryRegressionDataModule(L.LightningDataModule):
         rank, world_size = self.ranks()
         hp = self.hparams
         return MinibatchSampler(
-            len(X), hp.batch_size, seed=hp.seed, device=X.device, num_replicas=world_size, rank=rank
+            len(X),
+            hp.batch_size,
+            shuffle=hp.get("shuffle", True),
+            seed=hp.seed,
+            device=X.device,
+            num_replicas=world_size,
+            rank=rank,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -125,6 +131,8 @@ class SyntheticRegressionDataModule(InMemoryRegressionDataModule):
 
     Pass `true_w` (one weight per feature), or only `num_features` to draw a true w ~ N(0, 1) of that
     size from `seed`. `eval_batch_size` is the chunk size for the in-order evaluation loaders.
+    `shuffle=False` trains on the stored order every epoch; `sort_by_label=True` stores the training set
+    sorted by y, an order built to hurt SGD without reshuffling (the book's exercise).
     """
 
     def __init__(
@@ -138,6 +146,8 @@ class SyntheticRegressionDataModule(InMemoryRegressionDataModule):
         seed: int = 0,
         num_features: int | None = None,
         eval_batch_size: int = 65536,
+        shuffle: bool = True,
+        sort_by_label: bool = False,
     ) -> None:
         super().__init__()
         if true_w is None:
@@ -159,4 +169,7 @@ class SyntheticRegressionDataModule(InMemoryRegressionDataModule):
         # Training set first, then the held-out set, from one stream: both depend on the seed alone.
         X, y = synthetic_data(self.true_w, self.true_b, hp.num_examples, hp.noise, generator, dtype)
         X_val, y_val = synthetic_data(self.true_w, self.true_b, hp.num_val, hp.noise, generator, dtype)
+        if hp.sort_by_label:
+            order = y.reshape(-1).argsort()  # (num_examples,): smallest label first
+            X, y = X[order], y[order]
         return X, y, X_val, y_val

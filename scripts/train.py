@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=10, help="minibatch size (default: %(default)s)")
     g.add_argument("--lr", type=float, default=0.03, help="learning rate (default: %(default)s)")
     g.add_argument("--init-std", type=float, default=0.01, help="w ~ N(0, init_std²) at the start, b = 0 (0.01)")
+    g.add_argument("--no-shuffle", action="store_true", help="train on the stored order every epoch")
     g = p.add_argument_group("synthetic data: y = X true_w + true_b + N(0, noise²)")
     g.add_argument("--num-examples", type=int, default=1000, help="training examples (default: %(default)s)")
     g.add_argument("--num-val", type=int, help="held-out examples, 0 for none (default: 1000; CSV: --val-fraction)")
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--true-b", type=float, default=4.2, help="true bias (default: %(default)s)")
     g.add_argument("--num-features", type=int, help="without --true-w: draw a true w ~ N(0, 1) of this size")
     g.add_argument("--noise", type=float, default=0.01, help="standard deviation of the label noise (0.01)")
+    g.add_argument("--sort-by-label", action="store_true", help="store the training set sorted by y")
     g = p.add_argument_group("your own data: a CSV file with a header row")
     g.add_argument("--data", metavar="FILE.csv", help="train on this CSV instead of synthetic data")
     g.add_argument("--target", metavar="COLUMN", help="the column to predict (required with --data)")
@@ -111,7 +113,14 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
     L.seed_everything(args.seed, verbose=False)  # the initialization of w; data and order have their own
     if args.data is not None:
         datamodule = CSVRegressionDataModule(
-            args.data, args.target, args.features, args.num_val, args.val_fraction, args.batch_size, args.seed
+            args.data,
+            args.target,
+            args.features,
+            args.num_val,
+            args.val_fraction,
+            args.batch_size,
+            args.seed,
+            shuffle=not args.no_shuffle,
         )
     else:
         datamodule = SyntheticRegressionDataModule(
@@ -123,6 +132,8 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
             noise=args.noise,
             seed=args.seed,
             num_features=args.num_features,
+            shuffle=not args.no_shuffle,
+            sort_by_label=args.sort_by_label,
         )
     model = LinearRegressionScratch(num_inputs=datamodule.num_inputs, lr=args.lr, init_std=args.init_std)
     trainer = L.Trainer(

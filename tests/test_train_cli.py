@@ -8,6 +8,7 @@ import sys
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from linreg.figures import read_scalars
 from tests.conftest import ROOT, load_script
 
 train = load_script("train")
@@ -16,10 +17,7 @@ TAGS = {"train/loss", "train/epoch_loss", "val/loss", "val/mse", "val/r2", "hp_m
 TAGS |= {"params/w_0", "params/w_1", "params/b", "params/w_error", "params/b_error"}
 
 
-def scalars(run_dir) -> dict[str, list[tuple[int, float]]]:
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+scalars = read_scalars
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +59,9 @@ def test_default_run_converges_like_the_book(book_run):
 
 def test_default_run_writes_the_tensorboard_tags(book_run):
     _, run_dir = book_run
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    assert "params/trajectories" in events.Tags()["images"]  # the figure logged at the end of fit
     logged = scalars(run_dir)
     assert logged.keys() >= TAGS
     assert len(logged["train/loss"]) >= 20  # enough points to draw a curve

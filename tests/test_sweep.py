@@ -1,0 +1,47 @@
+"""scripts/sweep.py end to end on a tiny setting, and the flags of the reshuffling exercise."""
+
+import csv
+
+import pytest
+import torch
+from matplotlib.image import imread
+
+from linreg.data import SyntheticRegressionDataModule
+from tests.conftest import load_script
+
+sweep = load_script("sweep")
+TINY = ["--num-examples", "100", "--num-val", "50", "--max-epochs", "2"]
+
+
+def test_sweep_writes_the_table_the_csv_and_a_png(tmp_path, capsys):
+    folder = sweep.main(["--param", "lr", "--values", "0.03", "0.3", "50", "--logdir", str(tmp_path), *TINY])
+    assert folder == tmp_path / "sweep_lr_0"
+    assert capsys.readouterr().out.rstrip().endswith(str(folder))  # the sweep folder's path, last
+    rows = list(csv.DictReader((folder / "results.csv").open()))
+    assert [r["value"] for r in rows] == ["0.03", "0.3", "50"]
+    assert set(rows[0]) == {"value", "train_loss", "val_loss", "w_error", "b_error", "closed_form_gap", "fit_seconds"}
+    assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])  # 2 epochs of 10 steps: 0.3 gets further
+    assert rows[2]["train_loss"] == "diverged" and float(rows[2]["fit_seconds"]) > 0
+    assert float(rows[0]["closed_form_gap"]) >= 0
+    image = imread(folder / "loss_curves.png")  # a PNG matplotlib can read back
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    assert sorted(p.name for p in folder.iterdir()) == ["loss_curves.png", "lr=0.03", "lr=0.3", "lr=50", "results.csv"]
+    assert sweep.main(["--param", "lr", "--values", "0.03", "--logdir", str(tmp_path), *TINY]).name == "sweep_lr_1"
+
+
+def test_on_off_flags_and_bad_params(tmp_path, capsys):
+    folder = sweep.main(["--param", "no-shuffle", "--values", "no", "yes", "--logdir", str(tmp_path), *TINY])
+    assert [r["value"] for r in csv.DictReader((folder / "results.csv").open())] == ["no", "yes"]
+    for bad in (["--param", "learning-rate", "--values", "1"], ["--param", "no-shuffle", "--values", "1"]):
+        with pytest.raises(SystemExit):
+            sweep.main([*bad, "--logdir", str(tmp_path)])
+        assert capsys.readouterr().err.startswith("sweep.py: error:")
+
+
+def test_sort_by_label_and_no_shuffle():
+    dm = SyntheticRegressionDataModule(num_examples=50, num_val=0, batch_size=10, sort_by_label=True, shuffle=False)
+    dm.setup("fit")
+    y = dm.train_set.tensors[1]
+    assert torch.all(y[1:] >= y[:-1])  # stored sorted by label
+    batches = list(dm.train_dataloader())
+    assert torch.equal(torch.cat([b[1] for b in batches]), y)  # and read in that order, every epoch
