@@ -23,7 +23,6 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from linreg.closed_form import ClosedForm, closed_form, excess_loss
-from linreg.figures import read_scalars, trajectory_figure
 
 SCALARS_PER_WRITE = 16  # params/* written per log_every_n_steps, on average: a scalar costs ~30 µs to write
 
@@ -32,6 +31,12 @@ def echo(trainer: L.Trainer, line: str) -> None:
     """Print a line without breaking the progress bar (tqdm needs its own `write`)."""
     bar = trainer.progress_bar_callback
     (bar.print if bar is not None and bar.is_enabled else print)(line)
+
+
+def losses_line(metrics: dict) -> str:
+    """ "loss 0.036131, val loss 0.036610" from the logged metrics, as the book prints its loss."""
+    labels = {"train/epoch_loss": "loss", "val/loss": "val loss"}
+    return ", ".join(f"{label} {float(metrics[tag]):f}" for tag, label in labels.items() if tag in metrics)
 
 
 def parameter_errors(module: L.LightningModule, datamodule) -> tuple[torch.Tensor, float] | None:
@@ -59,7 +64,10 @@ class BookReport(L.Callback):
 
     # -- the closed form: solved once, compared after every epoch ------------------------------------------
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        X, y = trainer.datamodule.train_set.tensors  # (n, num_inputs), (n, 1)
+        train_set = getattr(trainer.datamodule, "train_set", None)
+        if train_set is None:  # streamed data: no training set in memory to solve on
+            return
+        X, y = train_set.tensors  # (n, num_inputs), (n, 1)
         self.solution = closed_form(X, y)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -71,13 +79,9 @@ class BookReport(L.Callback):
     # -- the book's line after each epoch ------------------------------------------------------------------
     @rank_zero_only
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        metrics = trainer.callback_metrics
-        if "train/epoch_loss" not in metrics:  # evaluation skipped this epoch (check_val_every_n_epoch)
-            return
-        line = f"epoch {trainer.current_epoch + 1}, loss {float(metrics['train/epoch_loss']):f}"
-        if "val/loss" in metrics:
-            line += f", val loss {float(metrics['val/loss']):f}"
-        echo(trainer, line)
+        line = losses_line(trainer.callback_metrics)
+        if line:  # empty when the evaluation was skipped this epoch (check_val_every_n_epoch)
+            echo(trainer, f"epoch {trainer.current_epoch + 1}, {line}")
 
     # -- the parameters' trajectories ----------------------------------------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -98,6 +102,8 @@ class BookReport(L.Callback):
         tensorboard = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
         if tensorboard is None or pl_module.diverged_at_step is not None:
             return
+        from linreg.figures import read_scalars, trajectory_figure  # matplotlib: ~0.3 s to import, needed here only
+
         tensorboard.experiment.flush()  # the event file must hold everything before it is read back
         true_w = getattr(trainer.datamodule, "true_w", None)
         solution = self.solution

@@ -40,6 +40,7 @@ class InMemoryRegressionDataModule(L.LightningDataModule):
     save `batch_size`, `seed` and `eval_batch_size` among their hyperparameters.
     """
 
+    evaluates_training_set = True  # val_dataloader()[0] is the training set (the book's epoch loss)
     true_w: torch.Tensor | None = None  # the true parameters, where the data has them (synthetic data)
     true_b: float | None = None
     feature_names: list[str] | None = None
@@ -99,17 +100,19 @@ class InMemoryRegressionDataModule(L.LightningDataModule):
             rank=rank,
         )
 
-    def train_dataloader(self) -> DataLoader:
-        sampler = self.train_sampler()
+    def with_resume_skip(self, sampler: MinibatchSampler) -> MinibatchSampler:
+        """Resuming: every epoch has len(sampler) steps of one update each, so the batches of the current
+        epoch already trained on are the steps done beyond its start. The order itself is a function of
+        (seed, epoch) alone: no RNG state to restore."""
         if self.trainer is not None:
-            # Resuming: every epoch has len(sampler) steps of one update each, so the batches of the
-            # current epoch already trained on are the steps done beyond its start. The order itself is
-            # a function of (seed, epoch) alone: no RNG state to restore.
             done = self.trainer.global_step - self.trainer.current_epoch * len(sampler)
             sampler.start_batch = min(max(done, 0), len(sampler))
+        return sampler
+
+    def train_dataloader(self) -> DataLoader:
         # batch_size=None: the sampler's index batch goes straight to TensorDataset.__getitem__,
         # which gathers X[indices], y[indices] in one indexing op (no per-example collate).
-        return DataLoader(self.train_set, sampler=sampler, batch_size=None)
+        return DataLoader(self.train_set, sampler=self.with_resume_skip(self.train_sampler()), batch_size=None)
 
     def _in_order(self, dataset: TensorDataset) -> DataLoader:
         rank, world_size = self.ranks()

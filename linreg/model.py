@@ -133,6 +133,9 @@ class LinearRegressionScratch(L.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0):
         X, y = batch  # an in-order chunk: (chunk, num_inputs), (chunk, 1)
         y_hat = linreg(X, self.w, self.b)  # (chunk, 1)
+        datamodule = self.trainer.datamodule
+        if not getattr(datamodule, "evaluates_training_set", True):  # streaming: a held-out stream alone
+            dataloader_idx = HELD_OUT
         if dataloader_idx == TRAIN_SET:
             self.train_epoch_loss.update(squared_loss(y_hat, y))
         else:
@@ -141,14 +144,17 @@ class LinearRegressionScratch(L.LightningModule):
             self.val_r2.update(y_hat.reshape(-1), y.reshape(-1))
 
     def on_validation_epoch_end(self) -> None:
-        metrics = {"train/epoch_loss": self.train_epoch_loss}
+        metrics = {}
+        if self.train_epoch_loss.update_called:
+            metrics["train/epoch_loss"] = self.train_epoch_loss
         if self.val_loss.update_called:
             metrics |= {"val/loss": self.val_loss, "val/mse": self.val_mse, "val/r2": self.val_r2}
         values = {name: metric.compute() for name, metric in metrics.items()}
         for metric in metrics.values():
             metric.reset()
-        self.stop_if_diverged(float(values["train/epoch_loss"]))  # combined across ranks: the same on each
-        values["hp_metric"] = values.get("val/loss", values["train/epoch_loss"])
+        loss = values.get("train/epoch_loss", values.get("val/loss"))
+        self.stop_if_diverged(float(loss))  # combined across ranks: the same on each
+        values["hp_metric"] = values.get("val/loss", loss)
         # Lightning uses a logged "step" as the x-axis: put epoch metrics at the number of SGD updates
         # they were measured after, the same axis as the params/* trajectories.
         values["step"] = float(self.global_step)

@@ -42,7 +42,9 @@ WORKLOADS = {
     "1m": (1_000_000, 100, 1000, 1, False),
     "10m-8k": (10_000_000, 256, 8192, 1, True),
     "10m-262k": (10_000_000, 256, 262_144, 1, True),
+    "stream-1e9": (10**9, 100, 1000, 1, False),  # --streaming, 3000 steps: the Trainer path alone
 }
+STREAMING = {"stream-1e9": ["--streaming", "--max-steps", "3000"]}
 PATHS = ("book", "book-tensor", "trainer", "trainer-bare")
 # The CLI's Trainer less one piece, to see what each costs per step (--paths trainer-no-bar ...).
 ABLATIONS = {"no-bar": "ProgressBar", "no-ckpt": "ModelCheckpoint", "no-report": "BookReport", "no-logger": None}
@@ -102,7 +104,7 @@ def book_loop(workload: str, device: torch.device, tensor_order: bool) -> dict:
     sync(device)
     end = time.perf_counter()
     steps = num_epochs * -(-num_examples // batch_size)
-    return {"loop_s": end - loop_start, "total_s": end - start, "steps": steps, "examples": num_epochs * num_examples}
+    return {"loop_s": end - loop_start, "total_s": end - start, "steps": steps, "examples": steps * batch_size}
 
 
 def trainer_path(workload: str, accelerator: str, logdir: str, without: str = "") -> dict:
@@ -115,6 +117,7 @@ def trainer_path(workload: str, accelerator: str, logdir: str, without: str = ""
     argv += ["--max-epochs", str(num_epochs), "--logdir", logdir]
     if workload != "book":
         argv += ["--num-features", str(num_features)]
+    argv += STREAMING.get(workload, [])
     times = {}
 
     def stamp(name: str):  # a module hook as an instance attribute: no extra callback for Lightning to call
@@ -138,7 +141,7 @@ def trainer_path(workload: str, accelerator: str, logdir: str, without: str = ""
         "loop_s": times["end"] - times["start"],
         "total_s": end - start,
         "steps": trainer.global_step,
-        "examples": num_epochs * num_examples,
+        "examples": min(trainer.global_step * batch_size, num_epochs * num_examples),
     }
 
 
@@ -195,7 +198,15 @@ def main() -> None:
     gpu = args.accelerator == "gpu"
     workloads = args.workloads or [name for name, spec in WORKLOADS.items() if gpu or not spec[4]]
     paths = list(dict.fromkeys(["book", *args.paths]))  # the ratios need the book's loop
-    runs = {(w, p): [run_worker(w, p, args.accelerator) for _ in range(args.repeats)] for w in workloads for p in paths}
+
+    def paths_of(w: str) -> list[str]:  # a streamed workload cannot be materialized for the book's loop
+        return ["trainer"] if w in STREAMING else paths
+
+    runs = {
+        (w, p): [run_worker(w, p, args.accelerator) for _ in range(args.repeats)]
+        for w in workloads
+        for p in paths_of(w)
+    }
     device = torch.cuda.get_device_name() if gpu else f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {device}; torch {torch.__version__}; medians of {args.repeats} runs\n")
     bandwidth = copy_bandwidth(torch.device("cuda")) if gpu else None
@@ -206,13 +217,18 @@ def main() -> None:
     for w in workloads:
         num_examples, num_features, *_ = WORKLOADS[w]
         data_mb = num_examples * (num_features + 1) * 4 / 2**20
-        book_step = statistics.median(r["loop_s"] / r["steps"] for r in runs[(w, "book")])
-        for p in paths:
+        if w in STREAMING:  # compared with the materialized Trainer at the same batch and width, if run
+            reference = runs.get(("1m", "trainer"), runs[(w, "trainer")])
+            book_step = statistics.median(r["loop_s"] / r["steps"] for r in reference)
+        else:
+            book_step = statistics.median(r["loop_s"] / r["steps"] for r in runs[(w, "book")])
+        for p in paths_of(w):
             rs = runs[(w, p)]
             step = statistics.median(r["loop_s"] / r["steps"] for r in rs)
             rate = statistics.median(r["examples"] / r["loop_s"] for r in rs)
             rss = statistics.median(r["peak_rss_mb"] for r in rs)
             tiny = statistics.median(r["peak_rss_mb"] for r in runs.get(("book", p), rs))
+            data_mb = data_mb if w not in STREAMING else float("nan")
             line = f"{w:>9} {p:>17} {rs[0]['steps']:>6} {step * 1e6:>9.1f} {rate:>11.0f} {step / book_step:>6.2f}"
             line += f" {statistics.median(r['total_s'] for r in rs):>8.2f} {rss:>13.0f}"
             line += f" {rss - tiny:>7.0f} ({(rss - tiny) / data_mb:.2f}x)"
@@ -221,7 +237,10 @@ def main() -> None:
                 gpu_mb = statistics.median(r["peak_gpu_mb"] for r in rs)
                 line += f" {gpu_mb:>13.0f} {gbps:>7.0f} {gbps * 1e9 / bandwidth:>8.0%}"
             print(line)
-        print(f"{'':>9} data: {data_mb:.0f} MiB (X and y in float32)")
+        if w in STREAMING:
+            print(f"{'':>9} streamed: never stored; ratio to the 1m Trainer row (same batch, same features)")
+        else:
+            print(f"{'':>9} data: {data_mb:.0f} MiB (X and y in float32)")
     if gpu:
         print(f"\nmeasured device-to-device copy bandwidth: {bandwidth / 1e9:.0f} GB/s (read + write)")
     if args.json:

@@ -22,13 +22,14 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
-from linreg.callbacks import BookReport, ProgressBar, echo, parameter_errors
+from linreg.callbacks import BookReport, ProgressBar, losses_line, parameter_errors
 from linreg.checkpoint import CheckpointError, read_checkpoint
 from linreg.closed_form import excess_loss
 from linreg.csv_data import CSVRegressionDataModule, DataError
 from linreg.data import InMemoryRegressionDataModule, SyntheticRegressionDataModule
 from linreg.loggers import TensorBoard
 from linreg.model import LinearRegressionScratch
+from linreg.streaming import StreamingRegressionDataModule
 from linreg.summary import run_summary, write_summary
 
 
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--num-features", type=int, help="without --true-w: draw a true w ~ N(0, 1) of this size")
     g.add_argument("--noise", type=float, default=0.01, help="standard deviation of the label noise (0.01)")
     g.add_argument("--sort-by-label", action="store_true", help="store the training set sorted by y")
+    g.add_argument("--streaming", action="store_true", help="never store the data: made per batch, any size")
     g = p.add_argument_group("your own data: a CSV file with a header row")
     g.add_argument("--data", metavar="FILE.csv", help="train on this CSV instead of synthetic data")
     g.add_argument("--target", metavar="COLUMN", help="the column to predict (required with --data)")
@@ -96,6 +98,8 @@ def check(args: argparse.Namespace) -> None:
         raise UsageError(f"--num-features {args.num_features} disagrees with the {len(args.true_w)} values of --true-w")
     if args.data is not None and args.target is None:
         raise UsageError("--data needs --target, the column to predict")
+    if args.streaming and (args.data is not None or args.sort_by_label):
+        raise UsageError("--streaming makes synthetic data batch by batch: not with --data or --sort-by-label")
     if args.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise UsageError(f"--accelerator {args.accelerator}: no CUDA GPU is available on this machine")
     if args.resume is not None:
@@ -120,6 +124,18 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
             args.val_fraction,
             args.batch_size,
             args.seed,
+            shuffle=not args.no_shuffle,
+        )
+    elif args.streaming:
+        datamodule = StreamingRegressionDataModule(
+            true_w=args.true_w if args.true_w or args.num_features else [2.0, -3.4],
+            true_b=args.true_b,
+            num_examples=args.num_examples,
+            num_val=1000 if args.num_val is None else args.num_val,
+            batch_size=args.batch_size,
+            noise=args.noise,
+            seed=args.seed,
+            num_features=args.num_features,
             shuffle=not args.no_shuffle,
         )
     else:
@@ -184,6 +200,12 @@ def main(argv: list[str] | None = None) -> Path:
 
 def run(args: argparse.Namespace) -> Path:
     say(f"seed {args.seed}")
+    if args.streaming:
+        num_val = 1000 if args.num_val is None else args.num_val
+        say(
+            f"streaming: {args.num_examples} examples, never stored; the loss after each epoch is measured "
+            f"on a fixed held-out stream of {num_val} examples, not on the training set"
+        )
     datamodule, model, trainer = build(args)
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=args.resume, weights_only=True if args.resume else None)
@@ -191,8 +213,8 @@ def run(args: argparse.Namespace) -> Path:
     diverged = model.diverged_at_step is not None
     if model.evaluated_at_step != trainer.global_step and not diverged:  # --max-steps stopped it mid-epoch
         trainer.validate(model, datamodule=datamodule, verbose=False)
-        if trainer.is_global_zero:
-            echo(trainer, f"step {trainer.global_step}, loss {float(trainer.callback_metrics['train/epoch_loss']):f}")
+        if trainer.is_global_zero:  # no progress bar is active any more: a plain print
+            print(f"step {trainer.global_step}, {losses_line(trainer.callback_metrics)}")
     run_dir = Path(trainer.log_dir)  # a broadcast from rank 0 under DDP: every rank asks, once
     if not trainer.is_global_zero:
         return run_dir
@@ -209,16 +231,20 @@ def run(args: argparse.Namespace) -> Path:
         )
         sys.exit(1)
     errors = parameter_errors(model, datamodule)
-    if errors is not None:
+    if errors is not None and len(errors[0]) > 10:
+        print(f"error in estimating w: norm {errors[0].norm():.6f}, largest {errors[0].abs().max():.6f}")
+        print(f"error in estimating b: {errors[1]:.6f}")
+    elif errors is not None:
         print(f"error in estimating w: {rounded(errors[0].tolist())}")
         print(f"error in estimating b: {errors[1]:.6f}")
     names = f" ({', '.join(datamodule.feature_names)})" if datamodule.feature_names else ""
-    print(f"sgd:         w{names} {rounded(summary['w'])}, b {summary['b']:.6f}, loss {summary['train_loss']:.6g}")
-    closed = summary["closed_form"]
-    print(
-        f"closed form: w{names} {rounded(closed['w'])}, b {closed['b']:.6f}, loss {closed['train_loss']:.6g} "
-        f"(sgd is {excess_loss(solution, model.w, model.b):.3g} above it)"
-    )
+    if solution is not None:  # streamed data has no training set in memory to solve on
+        closed = summary["closed_form"]
+        print(f"sgd:         w{names} {rounded(summary['w'])}, b {summary['b']:.6f}, loss {summary['train_loss']:.6g}")
+        print(
+            f"closed form: w{names} {rounded(closed['w'])}, b {closed['b']:.6f}, loss {closed['train_loss']:.6g} "
+            f"(sgd is {excess_loss(solution, model.w, model.b):.3g} above it)"
+        )
     print(f"run folder: {run_dir}")
     return run_dir
 

@@ -1,0 +1,182 @@
+"""Data that does not fit in memory: the book's synthetic data as a stream, never materialized.
+
+    dm = StreamingRegressionDataModule(num_examples=10**9, num_features=100, batch_size=1000)
+
+- `normals(key, index, count)`: example i's numbers are a pure function of (key, i), made on the device of
+  `index` for each batch: a counter-based generator. torch has no per-index generator (its CPU
+  generator is sequential, its CUDA Philox is keyed by an offset into one stream), so this is one in
+  torch integer ops: a 32-bit integer hash (xorshift-multiply rounds) of the key, the index and the
+  position, then Box–Muller. Every value stays below 2³² and every multiplier below 2³¹, so no int64
+  product overflows on any device.
+- `feistel(key, index, n)`: a pseudorandom permutation of [0, n), evaluated per batch with no stored
+  permutation: a 4-round keyed Feistel network on the smallest power of 4 ≥ n, cycle-walking the values
+  that land outside [0, n). A new key each epoch gives a new order; every index appears once per epoch.
+- `StreamingSampler` is `MinibatchSampler` with the permutation made per batch, so the DDP slicing and
+  the mid-epoch resume carry over. The epoch-end evaluation reads a fixed held-out stream of `num_val`
+  examples: the training set is too big to evaluate, and the output says so.
+
+Streaming and in-memory runs draw different data for the same seed: each path is reproducible on its own.
+"""
+
+import math
+from collections.abc import Iterator, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from linreg.data import TRUE_W_STREAM, InMemoryRegressionDataModule
+from linreg.sampler import MinibatchSampler, derive_seed
+
+MASK32 = 0xFFFFFFFF
+TRAIN_STREAM, VAL_STREAM = -4, -5  # RNG streams of the seed (see linreg.data)
+
+
+def mix32(x):
+    """A 32-bit integer hash of values in [0, 2³²), bijective: xorshift-multiply rounds (the structure
+    of Wellons' lowbias32). Works on int64 tensors and on Python ints alike."""
+    x = x ^ (x >> 16)
+    x = (x * 0x7FEB352D) & MASK32  # odd multipliers below 2³¹: products below 2⁶³, no int64 overflow
+    x = x ^ (x >> 15)
+    x = (x * 0x68E31DA5) & MASK32
+    return x ^ (x >> 16)
+
+
+def hash_index(key: int, index: torch.Tensor) -> torch.Tensor:
+    """A 32-bit hash of (key, index) for int64 indices up to 2⁶³: the high and low words in turn."""
+    high = mix32((index >> 32) ^ (key & MASK32))
+    return mix32((index & MASK32) ^ high)
+
+
+def normals(key: int, index: torch.Tensor, count: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """`count` standard normal numbers for each example index: (len(index), count), a pure function of
+    (key, index), on index's device. Box–Muller turns each pair of uniforms into two normals."""
+    pairs = (count + 1) // 2
+    base = hash_index(key, index)[:, None]  # (n, 1)
+    position = torch.arange(2 * pairs, device=index.device)  # (2 pairs,)
+    bits = mix32(base ^ mix32(position + 0x9E3779B9))  # (n, 2 pairs), in [0, 2³²)
+    uniform = (bits.to(dtype) + 0.5) * 2.0**-32  # in (0, 1], never 0: the log is finite
+    radius = torch.sqrt(-2 * torch.log(uniform[:, :pairs]))
+    angle = (2 * math.pi) * uniform[:, pairs:]
+    return torch.cat([radius * torch.cos(angle), radius * torch.sin(angle)], dim=1)[:, :count]  # (n, count)
+
+
+def feistel(key: int, index: torch.Tensor, n: int, rounds: int = 4) -> torch.Tensor:
+    """The positions `index` (values in [0, n)) through a keyed pseudorandom permutation of [0, n)."""
+    half = max(1, math.ceil(math.log2(max(n, 2)) / 2))  # the network permutes [0, 4^half) ⊇ [0, n)
+    mask = (1 << half) - 1
+    round_keys = [mix32(derive_seed(key, r)) for r in range(rounds)]  # Python ints: no device round trip
+
+    def permute(x: torch.Tensor) -> torch.Tensor:
+        left, right = x >> half, x & mask
+        for k in round_keys:
+            left, right = right, left ^ (mix32(right ^ k) & mask)
+        return (left << half) | right
+
+    out = permute(index)
+    outside = out >= n
+    while outside.any():  # cycle-walking: a bijection of the bigger set, walked until back inside [0, n)
+        out[outside] = permute(out[outside])
+        outside = out >= n
+    return out
+
+
+class StreamingSampler(MinibatchSampler):
+    """MinibatchSampler whose epoch order is `feistel(derive_seed(seed, epoch), position, n)`, made as it goes.
+
+    The network runs on the positions of ~65,536 examples at a time (the next batches of this rank),
+    not one batch: at batch 1000 its ~30 small tensor ops would otherwise cost more than the data.
+    """
+
+    LOOKAHEAD_EXAMPLES = 65536
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        first, self.start_batch = self.start_batch, 0
+        key = derive_seed(self.seed, self.epoch)
+        chunk = max(1, self.LOOKAHEAD_EXAMPLES // self.batch_size)  # steps per evaluation of the network
+        for start in range(first, len(self), chunk):
+            bounds = [self.bounds(step) for step in range(start, min(start + chunk, len(self)))]
+            positions = torch.cat([torch.arange(lo, hi, device=self.device) for lo, hi in bounds])
+            order = feistel(key, positions, self.num_examples) if self.shuffle else positions
+            yield from order.split([hi - lo for lo, hi in bounds])
+
+
+class SyntheticStream(Dataset):
+    """Example i: x_i = normals(key, i)[:d], y_i = x_i·w + b + noise · normals(key, i)[d]."""
+
+    def __init__(self, key: int, true_w: torch.Tensor, true_b: float, noise: float, dtype: torch.dtype) -> None:
+        self.key, self.true_b, self.noise, self.dtype = key, true_b, noise, dtype
+        self.true_w = true_w.to(dtype)
+
+    def __getitem__(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = normals(self.key, index, len(self.true_w) + 1, self.dtype)  # (batch, num_inputs + 1)
+        X = z[:, :-1].contiguous()  # (batch, num_inputs); contiguous for the matmuls of the step
+        y = X @ self.true_w.to(index.device) + self.true_b + self.noise * z[:, -1]  # (batch,)
+        return X, y.reshape(-1, 1)
+
+
+class StreamingRegressionDataModule(InMemoryRegressionDataModule):
+    """The synthetic data of SyntheticRegressionDataModule, streamed: nothing is stored but the batch."""
+
+    evaluates_training_set = False  # the epoch-end evaluation is the held-out stream alone
+
+    def __init__(
+        self,
+        true_w: Sequence[float] | None = (2.0, -3.4),
+        true_b: float = 4.2,
+        num_examples: int = 10**9,
+        num_val: int = 10000,
+        batch_size: int = 1000,
+        noise: float = 0.01,
+        seed: int = 0,
+        num_features: int | None = None,
+        eval_batch_size: int = 65536,
+        shuffle: bool = True,
+    ) -> None:
+        super().__init__()
+        if true_w is None:
+            generator = torch.Generator().manual_seed(derive_seed(seed, TRUE_W_STREAM))
+            true_w = torch.randn(num_features, generator=generator, dtype=torch.float64).tolist()
+        self.save_hyperparameters(ignore=["num_features"])
+        self.hparams.true_w = [float(v) for v in true_w]
+        self.true_w = torch.tensor(self.hparams.true_w, dtype=torch.float64)
+        self.true_b = float(true_b)
+        self.num_inputs = len(true_w)
+
+    def setup(self, stage: str) -> None:
+        hp, dtype = self.hparams, self.data_dtype()
+        self.train_stream = SyntheticStream(derive_seed(hp.seed, TRAIN_STREAM), self.true_w, hp.true_b, hp.noise, dtype)
+        self.val_stream = SyntheticStream(derive_seed(hp.seed, VAL_STREAM), self.true_w, hp.true_b, hp.noise, dtype)
+        self.device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
+    def train_sampler(self) -> StreamingSampler:
+        rank, world_size = self.ranks()
+        hp = self.hparams
+        return StreamingSampler(
+            hp.num_examples,
+            hp.batch_size,
+            shuffle=hp.shuffle,
+            seed=hp.seed,
+            device=self.device,
+            num_replicas=world_size,
+            rank=rank,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_stream, sampler=self.with_resume_skip(self.train_sampler()), batch_size=None)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        rank, world_size = self.ranks()
+        n = self.hparams.num_val
+        lo, hi = n * rank // world_size, n * (rank + 1) // world_size  # this rank's shard of the stream
+        sampler = MinibatchSampler(hi - lo, self.hparams.eval_batch_size, shuffle=False)
+        return [DataLoader(Shifted(self.val_stream, lo, self.device), sampler=sampler, batch_size=None)]
+
+
+class Shifted(Dataset):
+    """A stream read in order from example `start` on, with slices (the evaluation's chunks)."""
+
+    def __init__(self, stream: SyntheticStream, start: int, device: torch.device) -> None:
+        self.stream, self.start, self.device = stream, start, device
+
+    def __getitem__(self, chunk: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.stream[torch.arange(self.start + chunk.start, self.start + chunk.stop, device=self.device)]
