@@ -110,6 +110,7 @@ def book_loop(workload: str, device: torch.device, tensor_order: bool) -> dict:
 def trainer_path(workload: str, accelerator: str, logdir: str, without: str = "") -> dict:
     """scripts/train.py's Trainer as the CLI builds it, less the pieces named in `without`."""
     sys.path.insert(0, str(Path(__file__).parent))
+    import torch._dynamo  # noqa: F401  Lightning's first self.log imports it (~0.2 s): an import, not a step
     import train
 
     num_examples, num_features, batch_size, num_epochs, _ = WORKLOADS[workload]
