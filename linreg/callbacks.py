@@ -136,6 +136,33 @@ class BookReport(L.Callback):
             logger.log_metrics(metrics, step=trainer.global_step)
 
 
+class StepCheckpoint(L.Callback):
+    """Saves `checkpoints/last-step.ckpt` after every `every_n_steps`-th SGD step: resumable mid-epoch.
+
+    Inside the step, except in the last step of an epoch: Lightning 2.6 restores a checkpoint taken there
+    as the next epoch with all its batches done, and skips that epoch. There it saves at the epoch's end
+    instead, the hook Lightning restores from as intended. A file of its own: ModelCheckpoint's
+    `last.ckpt`, written when fit ends, records an epoch stopped by max_steps as finished.
+    """
+
+    def __init__(self, every_n_steps: int) -> None:
+        self.every_n_steps = every_n_steps
+        self.saved_step: int | None = None
+
+    def save(self, trainer: L.Trainer) -> None:
+        # once per step: Lightning also calls on_train_epoch_end when max_steps stops an epoch midway
+        if trainer.global_step % self.every_n_steps == 0 and trainer.global_step != self.saved_step:
+            self.saved_step = trainer.global_step
+            trainer.save_checkpoint(f"{trainer.checkpoint_callback.dirpath}/last-step.ckpt")
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int):
+        if batch_idx + 1 < trainer.num_training_batches:  # not an epoch's last step: see the docstring
+            self.save(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.save(trainer)
+
+
 class ProgressBar(TQDMProgressBar):
     """Lightning's tqdm bar, redrawn at most every `min_interval` seconds and at the end of each epoch,
     showing the module's last written `train/loss`.

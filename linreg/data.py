@@ -105,8 +105,12 @@ class InMemoryRegressionDataModule(L.LightningDataModule):
         epoch already trained on are the steps done beyond its start. The order itself is a function of
         (seed, epoch) alone: no RNG state to restore."""
         if self.trainer is not None:
+            # current_epoch counts the epochs whose end Lightning has completed, so `done` is the number
+            # of steps into the epoch in progress. Outside [0, len) no epoch is in progress: saved at an
+            # epoch's end (done == len), or Lightning recorded one stopped by max_steps as finished
+            # (done < 0). Then the next epoch starts from its first batch.
             done = self.trainer.global_step - self.trainer.current_epoch * len(sampler)
-            sampler.start_batch = min(max(done, 0), len(sampler))
+            sampler.start_batch = done if 0 <= done < len(sampler) else 0
         return sampler
 
     def train_dataloader(self) -> DataLoader:

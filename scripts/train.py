@@ -22,7 +22,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
-from linreg.callbacks import BookReport, ProgressBar, losses_line, parameter_errors
+from linreg.callbacks import BookReport, ProgressBar, StepCheckpoint, losses_line, parameter_errors
 from linreg.checkpoint import CheckpointError, read_checkpoint
 from linreg.closed_form import excess_loss
 from linreg.csv_data import CSVRegressionDataModule, DataError
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--logdir", default="lightning_logs", help="runs go to <logdir>/version_N/ (default: %(default)s)")
     g.add_argument("--resume", metavar="CKPT", help="continue the run saved in this checkpoint, in a new run folder")
     g.add_argument(
-        "--checkpoint-every-n-steps", type=int, default=0, help="also save last.ckpt inside every N-th step (0)"
+        "--checkpoint-every-n-steps", type=int, default=0, help="also save last-step.ckpt after every N-th step (0)"
     )
     g.add_argument("--log-every-n-steps", type=int, default=10, help="train/loss and params/* cadence (10)")
     return p
@@ -111,8 +111,6 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
     # The data lives in memory and batches are one indexing op: worker processes would only add IPC.
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")  # Lightning vs torch>=2.9, harmless
-    # With manual optimization a step's checkpoint holds the state after the update: the one to resume from.
-    warnings.filterwarnings("ignore", ".*ModelCheckpoint with manual optimization and every_n_train_steps.*")
     warnings.filterwarnings("ignore", ".*The dirpath has changed from.*")  # --resume writes a new run folder
     L.seed_everything(args.seed, verbose=False)  # the initialization of w; data and order have their own
     if args.data is not None:
@@ -162,11 +160,11 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
         max_steps=args.max_steps,
         logger=TensorBoard(args.logdir, name=""),
         callbacks=[
-            # last.ckpt at the end of fit, and inside every N-th step if asked: such a checkpoint is the
-            # state in the middle of an epoch, and resumes exactly (README, "Resuming").
-            ModelCheckpoint(save_last=True, save_top_k=0, every_n_train_steps=args.checkpoint_every_n_steps),
+            ModelCheckpoint(save_last=True, save_top_k=0),  # last.ckpt at the end of fit
             BookReport(),
             ProgressBar(),
+            # and after every N-th step if asked, in the middle of an epoch too (README, "Resuming")
+            *([StepCheckpoint(args.checkpoint_every_n_steps)] if args.checkpoint_every_n_steps > 0 else []),
         ],
         log_every_n_steps=args.log_every_n_steps,
         num_sanity_val_steps=0,

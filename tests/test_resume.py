@@ -33,7 +33,7 @@ def test_a_checkpoint_taken_inside_an_epoch_resumes_exactly(tmp_path):
     straight, _ = run(tmp_path, "--max-epochs", "3")
     # saved inside step 150, the middle of the second epoch: the sampler skips the 50 batches already done
     _, first = run(tmp_path, "--max-epochs", "3", "--max-steps", "150", "--checkpoint-every-n-steps", "150")
-    checkpoint = str(first / "checkpoints" / "last.ckpt")
+    checkpoint = str(first / "checkpoints" / "last-step.ckpt")
     resumed, _ = run(tmp_path, "--max-epochs", "3", "--checkpoint-every-n-steps", "150", "--resume", checkpoint)
     assert_same_run(resumed, straight)
 
@@ -44,3 +44,12 @@ def test_the_end_of_a_max_steps_run_resumes_at_the_next_epoch(tmp_path):
     resumed, _ = run(tmp_path, "--max-epochs", "3", "--resume", str(first / "checkpoints" / "last.ckpt"))
     assert resumed["global_step"] == 250  # 150, then the third epoch's 100: the second epoch's last 50 skipped
     assert all(abs(v) < 10 for v in [*resumed["w"], resumed["b"]]) and resumed["train_loss"] < 1e-3
+
+
+def test_a_checkpoint_at_an_epochs_last_step_resumes_exactly(tmp_path):
+    # every 100 steps = every epoch's last step: saved at the epoch's end, where Lightning resumes correctly
+    straight, _ = run(tmp_path, "--max-epochs", "3")
+    _, first = run(tmp_path, "--max-epochs", "2", "--checkpoint-every-n-steps", "100")
+    checkpoint = str(first / "checkpoints" / "last-step.ckpt")
+    resumed, _ = run(tmp_path, "--max-epochs", "3", "--checkpoint-every-n-steps", "100", "--resume", checkpoint)
+    assert_same_run(resumed, straight)
