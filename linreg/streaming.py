@@ -19,12 +19,12 @@ Streaming and in-memory runs draw different data for the same seed: each path is
 """
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from linreg.data import TRUE_W_STREAM, InMemoryRegressionDataModule
+from linreg.data import SyntheticRegressionDataModule
 from linreg.sampler import MinibatchSampler, derive_seed
 
 MASK32 = 0xFFFFFFFF
@@ -114,33 +114,11 @@ class SyntheticStream(Dataset):
         return X, y.reshape(-1, 1)
 
 
-class StreamingRegressionDataModule(InMemoryRegressionDataModule):
-    """The synthetic data of SyntheticRegressionDataModule, streamed: nothing is stored but the batch."""
+class StreamingRegressionDataModule(SyntheticRegressionDataModule):
+    """The synthetic data of SyntheticRegressionDataModule (same arguments), streamed: nothing is stored
+    but the batch. Its examples differ from the in-memory ones for the same seed."""
 
     evaluates_training_set = False  # the epoch-end evaluation is the held-out stream alone
-
-    def __init__(
-        self,
-        true_w: Sequence[float] | None = (2.0, -3.4),
-        true_b: float = 4.2,
-        num_examples: int = 10**9,
-        num_val: int = 10000,
-        batch_size: int = 1000,
-        noise: float = 0.01,
-        seed: int = 0,
-        num_features: int | None = None,
-        eval_batch_size: int = 65536,
-        shuffle: bool = True,
-    ) -> None:
-        super().__init__()
-        if true_w is None:
-            generator = torch.Generator().manual_seed(derive_seed(seed, TRUE_W_STREAM))
-            true_w = torch.randn(num_features, generator=generator, dtype=torch.float64).tolist()
-        self.save_hyperparameters(ignore=["num_features"])
-        self.hparams.true_w = [float(v) for v in true_w]
-        self.true_w = torch.tensor(self.hparams.true_w, dtype=torch.float64)
-        self.true_b = float(true_b)
-        self.num_inputs = len(true_w)
 
     def setup(self, stage: str) -> None:
         hp, dtype = self.hparams, self.data_dtype()

@@ -124,20 +124,8 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
             args.seed,
             shuffle=not args.no_shuffle,
         )
-    elif args.streaming:
-        datamodule = StreamingRegressionDataModule(
-            true_w=args.true_w if args.true_w or args.num_features else [2.0, -3.4],
-            true_b=args.true_b,
-            num_examples=args.num_examples,
-            num_val=1000 if args.num_val is None else args.num_val,
-            batch_size=args.batch_size,
-            noise=args.noise,
-            seed=args.seed,
-            num_features=args.num_features,
-            shuffle=not args.no_shuffle,
-        )
     else:
-        datamodule = SyntheticRegressionDataModule(
+        synthetic = dict(
             true_w=args.true_w if args.true_w or args.num_features else [2.0, -3.4],
             true_b=args.true_b,
             num_examples=args.num_examples,
@@ -149,6 +137,8 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
             shuffle=not args.no_shuffle,
             sort_by_label=args.sort_by_label,
         )
+        module = StreamingRegressionDataModule if args.streaming else SyntheticRegressionDataModule
+        datamodule = module(**synthetic)
     model = LinearRegressionScratch(num_inputs=datamodule.num_inputs, lr=args.lr, init_std=args.init_std)
     trainer = L.Trainer(
         accelerator=args.accelerator,
