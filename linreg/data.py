@@ -66,11 +66,15 @@ class InMemoryRegressionDataModule(L.LightningDataModule):
         on the CPU: unchanged here; a DataModule that rescales its features undoes that."""
         return w.detach().reshape(-1).cpu().double(), b.detach().reshape(-1).cpu().double()
 
+    def root_device(self) -> torch.device:
+        """Where the data lives: the trainer's device; the CPU without a trainer."""
+        return self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+
     def on_device(self, X: torch.Tensor, y: torch.Tensor) -> TensorDataset:
         """The data moves to the trainer's device once, here; batches are then gathered on the device, and
         `transfer_batch_to_device` has nothing left to copy. Drawn on the CPU first, so the same seed gives
-        the same data on every device. Without a trainer the data stays where it is."""
-        device = self.trainer.strategy.root_device if self.trainer is not None else X.device
+        the same data on every device."""
+        device = self.root_device()
         return TensorDataset(X.to(device), y.to(device))
 
     def transfer_batch_to_device(self, batch, device: torch.device, dataloader_idx: int):

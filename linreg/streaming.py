@@ -103,14 +103,16 @@ class StreamingSampler(MinibatchSampler):
 class SyntheticStream(Dataset):
     """Example i: x_i = normals(key, i)[:d], y_i = x_i·w + b + noise · normals(key, i)[d]."""
 
-    def __init__(self, key: int, true_w: torch.Tensor, true_b: float, noise: float, dtype: torch.dtype) -> None:
+    def __init__(
+        self, key: int, true_w: torch.Tensor, true_b: float, noise: float, device: torch.device, dtype
+    ) -> None:
         self.key, self.true_b, self.noise, self.dtype = key, true_b, noise, dtype
-        self.true_w = true_w.to(dtype)
+        self.true_w = true_w.to(device, dtype)  # (num_inputs,), on the device once: no copy per batch
 
     def __getitem__(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = normals(self.key, index, len(self.true_w) + 1, self.dtype)  # (batch, num_inputs + 1)
         X = z[:, :-1].contiguous()  # (batch, num_inputs); contiguous for the matmuls of the step
-        y = X @ self.true_w.to(index.device) + self.true_b + self.noise * z[:, -1]  # (batch,)
+        y = X @ self.true_w + self.true_b + self.noise * z[:, -1]  # (batch,)
         return X, y.reshape(-1, 1)
 
 
@@ -121,10 +123,13 @@ class StreamingRegressionDataModule(SyntheticRegressionDataModule):
     evaluates_training_set = False  # the epoch-end evaluation is the held-out stream alone
 
     def setup(self, stage: str) -> None:
-        hp, dtype = self.hparams, self.data_dtype()
-        self.train_stream = SyntheticStream(derive_seed(hp.seed, TRAIN_STREAM), self.true_w, hp.true_b, hp.noise, dtype)
-        self.val_stream = SyntheticStream(derive_seed(hp.seed, VAL_STREAM), self.true_w, hp.true_b, hp.noise, dtype)
-        self.device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        hp, device, dtype = self.hparams, self.root_device(), self.data_dtype()
+        self.train_stream = SyntheticStream(
+            derive_seed(hp.seed, TRAIN_STREAM), self.true_w, hp.true_b, hp.noise, device, dtype
+        )
+        self.val_stream = SyntheticStream(
+            derive_seed(hp.seed, VAL_STREAM), self.true_w, hp.true_b, hp.noise, device, dtype
+        )
 
     def train_sampler(self) -> StreamingSampler:
         rank, world_size = self.ranks()
@@ -134,7 +139,7 @@ class StreamingRegressionDataModule(SyntheticRegressionDataModule):
             hp.batch_size,
             shuffle=hp.shuffle,
             seed=hp.seed,
-            device=self.device,
+            device=self.root_device(),
             num_replicas=world_size,
             rank=rank,
         )
@@ -147,7 +152,7 @@ class StreamingRegressionDataModule(SyntheticRegressionDataModule):
         n = self.hparams.num_val
         lo, hi = n * rank // world_size, n * (rank + 1) // world_size  # this rank's shard of the stream
         sampler = MinibatchSampler(hi - lo, self.hparams.eval_batch_size, shuffle=False)
-        return [DataLoader(Shifted(self.val_stream, lo, self.device), sampler=sampler, batch_size=None)]
+        return [DataLoader(Shifted(self.val_stream, lo, self.root_device()), sampler=sampler, batch_size=None)]
 
 
 class Shifted(Dataset):
