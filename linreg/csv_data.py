@@ -144,7 +144,35 @@ class CSVRegressionDataModule(InMemoryRegressionDataModule):
 
     def state_dict(self) -> dict:
         """Saved in every checkpoint: what predict.py needs to standardize new rows the same way."""
-        return {"feature_names": self.feature_names, "target": self.hparams.target, "mean": self.mean, "std": self.std}
+        scaling = {
+            "feature_names": self.feature_names,
+            "target": self.hparams.target,
+            "mean": self.mean,
+            "std": self.std,
+        }
+        return super().state_dict() | scaling
+
+    def check_resume(self, state: dict) -> None:
+        """DataError unless the checkpoint's run (its `state_dict`) predicted the same target from the same
+        features as this one."""
+        if "feature_names" not in state:
+            raise DataError("the checkpoint was not trained on a CSV file; resume it without --data")
+        saved, given = (state["feature_names"], state["target"]), (self.feature_names, self.hparams.target)
+        if saved != given:
+            raise DataError(
+                f"the checkpoint was trained to predict '{saved[1]}' from {', '.join(saved[0])}; "
+                f"this run asks for '{given[1]}' from {', '.join(given[0])}"
+            )
 
     def load_state_dict(self, state: dict) -> None:
-        self.mean, self.std = state["mean"], state["std"]
+        """Resuming: train on the data exactly as the checkpoint's run did, standardized with its statistics.
+
+        Lightning calls this after `setup`, which standardized with this split's statistics (another seed or
+        --val-fraction draws another split): the tensors are made again with the saved ones.
+        """
+        self.check_resume(state)
+        super().load_state_dict(state)
+        self.mean, self.std = state["mean"].double(), state["std"].double()
+        if self.train_set is not None:
+            self.train_set = self.val_set = None
+            self.setup("fit")

@@ -15,7 +15,8 @@ Loaders:
 Under DDP (use `Trainer(use_distributed_sampler=False)`: Lightning's DistributedSampler would not keep
 the book's order) every rank makes the same data from the seed; the sampler gives each rank its part of
 every global batch, and each rank evaluates a contiguous shard of each set, which torchmetrics then
-combines. Resuming mid-epoch, the sampler skips the batches the checkpoint had already trained on.
+combines. Resuming mid-epoch, the sampler skips the batches the checkpoint had already trained on: its
+position is saved in every checkpoint.
 """
 
 from collections.abc import Sequence
@@ -49,6 +50,8 @@ class InMemoryRegressionDataModule(L.LightningDataModule):
         super().__init__()
         self.train_set: TensorDataset | None = None
         self.val_set: TensorDataset | None = None
+        self.sampler: MinibatchSampler | None = None  # the training sampler in use
+        self.sampler_state: dict | None = None  # its position, from a checkpoint being resumed
 
     def make_data(self, dtype: torch.dtype):
         raise NotImplementedError
@@ -104,23 +107,37 @@ class InMemoryRegressionDataModule(L.LightningDataModule):
             rank=rank,
         )
 
-    def with_resume_skip(self, sampler: MinibatchSampler) -> MinibatchSampler:
-        """Resuming: every epoch has len(sampler) steps of one update each, so the batches of the current
-        epoch already trained on are the steps done beyond its start. The order itself is a function of
-        (seed, epoch) alone: no RNG state to restore."""
-        if self.trainer is not None:
-            # current_epoch counts the epochs whose end Lightning has completed, so `done` is the number
-            # of steps into the epoch in progress. Outside [0, len) no epoch is in progress: saved at an
-            # epoch's end (done == len), or Lightning recorded one stopped by max_steps as finished
-            # (done < 0). Then the next epoch starts from its first batch.
-            done = self.trainer.global_step - self.trainer.current_epoch * len(sampler)
-            sampler.start_batch = done if 0 <= done < len(sampler) else 0
+    def resumed(self, sampler: MinibatchSampler) -> MinibatchSampler:
+        """Resuming: the sampler continues from its position saved in the checkpoint (`state_dict`).
+
+        The order itself is a function of (seed, epoch) alone: no RNG state to restore. Lightning keeps
+        its own count of the epoch's batches and ends the epoch when it reaches len(sampler), so the two
+        counts must agree. When the checkpoint ended an epoch (or a --max-steps run, which Lightning
+        records as a finished epoch), the next epoch starts from its first batch, and Lightning's count
+        from 0: Lightning 2.6 carries the old count over when max_steps is set, and would end the next
+        epoch early.
+        """
+        if self.sampler_state is None:
+            return sampler
+        sampler.load_state_dict(self.sampler_state)
+        epoch, done = self.sampler_state["epoch"], self.sampler_state["batches_done"]
+        self.sampler_state = None
+        if self.trainer is not None and not (epoch == self.trainer.current_epoch and done < len(sampler)):
+            self.trainer.fit_loop.epoch_loop.batch_progress.reset_on_run()
         return sampler
+
+    def state_dict(self) -> dict:
+        """Saved in every checkpoint: the training sampler's position."""
+        return {} if self.sampler is None else {"sampler": self.sampler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler_state = state.get("sampler")
 
     def train_dataloader(self) -> DataLoader:
         # batch_size=None: the sampler's index batch goes straight to TensorDataset.__getitem__,
         # which gathers X[indices], y[indices] in one indexing op (no per-example collate).
-        return DataLoader(self.train_set, sampler=self.with_resume_skip(self.train_sampler()), batch_size=None)
+        self.sampler = self.resumed(self.train_sampler())
+        return DataLoader(self.train_set, sampler=self.sampler, batch_size=None)
 
     def _in_order(self, dataset: TensorDataset) -> DataLoader:
         rank, world_size = self.ranks()

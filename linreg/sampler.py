@@ -46,7 +46,9 @@ class MinibatchSampler(Sampler[torch.Tensor | slice]):
     batch is R × batch_size consecutive indices of it, and rank r takes the r-th part. A short last global
     batch of m indices is split as evenly as possible: rank r takes m // R indices, plus one if r < m % R
     (so with m < R some ranks take none). Every rank has the same number of steps, len(self).
-    `start_batch` skips the first batches of the next epoch iterated (resuming mid-epoch).
+    Resuming: `state_dict()` is the sampler's position, (epoch, batches handed out in it); after
+    `load_state_dict`, the next epoch iterated skips those batches if it is that epoch, and starts from
+    its first batch otherwise (the checkpoint was taken at an epoch's end).
     """
 
     def __init__(
@@ -72,10 +74,17 @@ class MinibatchSampler(Sampler[torch.Tensor | slice]):
         self.num_replicas = num_replicas
         self.rank = rank
         self.epoch = 0
-        self.start_batch = 0
+        self.batches_done = 0  # batches of `epoch` handed out so far, the skipped ones included
+        self.resume_from: tuple[int, int] | None = None  # (epoch, batches_done) from a checkpoint
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "batches_done": self.batches_done}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.resume_from = (state["epoch"], state["batches_done"])
 
     def __len__(self) -> int:
         return math.ceil(self.num_examples / (self.batch_size * self.num_replicas))
@@ -97,7 +106,19 @@ class MinibatchSampler(Sampler[torch.Tensor | slice]):
         return lo, lo + q + (self.rank < extra)
 
     def __iter__(self) -> Iterator[torch.Tensor | slice]:
-        steps, self.start_batch = range(self.start_batch, len(self)), 0
+        first = 0
+        if self.resume_from is not None:
+            epoch, done = self.resume_from
+            first, self.resume_from = (done if epoch == self.epoch else 0), None
+        # The DataLoader asks for a batch only when the step needs it (Lightning does not prefetch from a
+        # loader with a length), so the count is of batches trained on when a checkpoint is taken.
+        for step, batch in enumerate(self.batches(first), start=first):
+            self.batches_done = step + 1
+            yield batch
+
+    def batches(self, first: int) -> Iterator[torch.Tensor | slice]:
+        """This rank's index batches of the epoch, from step `first` on."""
+        steps = range(first, len(self))
         if not self.shuffle:
             for step in steps:
                 yield slice(*self.bounds(step))

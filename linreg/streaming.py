@@ -89,8 +89,7 @@ class StreamingSampler(MinibatchSampler):
 
     LOOKAHEAD_EXAMPLES = 65536
 
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        first, self.start_batch = self.start_batch, 0
+    def batches(self, first: int) -> Iterator[torch.Tensor]:
         key = derive_seed(self.seed, self.epoch)
         chunk = max(1, self.LOOKAHEAD_EXAMPLES // self.batch_size)  # steps per evaluation of the network
         for start in range(first, len(self), chunk):
@@ -145,7 +144,8 @@ class StreamingRegressionDataModule(SyntheticRegressionDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_stream, sampler=self.with_resume_skip(self.train_sampler()), batch_size=None)
+        self.sampler = self.resumed(self.train_sampler())
+        return DataLoader(self.train_stream, sampler=self.sampler, batch_size=None)
 
     def val_dataloader(self) -> list[DataLoader]:
         rank, world_size = self.ranks()

@@ -102,8 +102,6 @@ def check(args: argparse.Namespace) -> None:
         raise UsageError("--streaming makes synthetic data batch by batch: not with --data or --sort-by-label")
     if args.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise UsageError(f"--accelerator {args.accelerator}: no CUDA GPU is available on this machine")
-    if args.resume is not None:
-        read_checkpoint(args.resume)
 
 
 def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, LinearRegressionScratch, L.Trainer]:
@@ -112,6 +110,8 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")  # Lightning vs torch>=2.9, harmless
     warnings.filterwarnings("ignore", ".*The dirpath has changed from.*")  # --resume writes a new run folder
+    # The sampler's position travels in the checkpoint (InMemoryRegressionDataModule.resumed): it is resumable.
+    warnings.filterwarnings("ignore", ".*your dataloader is not resumable.*")
     L.seed_everything(args.seed, verbose=False)  # the initialization of w; data and order have their own
     if args.data is not None:
         datamodule = CSVRegressionDataModule(
@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> Path:
     args = build_parser().parse_args(argv)
     try:
         check(args)
-        return run(args)
+        checkpoint = read_checkpoint(args.resume) if args.resume is not None else None
+        return run(args, checkpoint)
     except (UsageError, DataError, CheckpointError, MisconfigurationException) as e:
         print(f"train.py: error: {e}", file=sys.stderr)  # bad input: one line, no traceback
         sys.exit(2)
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> Path:
             torch.distributed.destroy_process_group()
 
 
-def run(args: argparse.Namespace) -> Path:
+def run(args: argparse.Namespace, checkpoint: dict | None = None) -> Path:
     say(f"seed {args.seed}")
     if args.streaming:
         num_val = 1000 if args.num_val is None else args.num_val
@@ -195,6 +196,8 @@ def run(args: argparse.Namespace) -> Path:
             f"on a fixed held-out stream of {num_val} examples, not on the training set"
         )
     datamodule, model, trainer = build(args)
+    if isinstance(datamodule, CSVRegressionDataModule) and checkpoint is not None:
+        datamodule.check_resume(checkpoint.get(type(datamodule).__qualname__, {}))
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=args.resume, weights_only=True if args.resume else None)
     fit_seconds = time.perf_counter() - start

@@ -2,6 +2,10 @@
 
 import json
 
+import pytest
+import torch
+
+from linreg.csv_data import CSVRegressionDataModule
 from tests.conftest import load_script
 
 train = load_script("train")
@@ -53,3 +57,81 @@ def test_a_checkpoint_at_an_epochs_last_step_resumes_exactly(tmp_path):
     checkpoint = str(first / "checkpoints" / "last-step.ckpt")
     resumed, _ = run(tmp_path, "--max-epochs", "3", "--checkpoint-every-n-steps", "100", "--resume", checkpoint)
     assert_same_run(resumed, straight)
+
+
+def test_a_chain_of_resumes_through_a_short_epoch_trains_every_batch_once(tmp_path):
+    # A --max-steps run ends mid-epoch 2; Lightning records that epoch as finished, so resuming from its
+    # last.ckpt trains epoch 3 in full. Interrupting that resumed run mid-epoch and resuming again must end
+    # where the uninterrupted resume does: the position comes from the sampler's own state, not global_step.
+    _, first = run(tmp_path, "--max-steps", "150")
+    last = str(first / "checkpoints" / "last.ckpt")
+    straight, _ = run(tmp_path, "--resume", last)
+    assert straight["global_step"] == 250
+    _, second = run(tmp_path, "--resume", last, "--max-steps", "180", "--checkpoint-every-n-steps", "30")
+    resumed, _ = run(tmp_path, "--resume", str(second / "checkpoints" / "last-step.ckpt"))
+    assert_same_run(resumed, straight, tol=0.0)
+
+
+def test_a_streaming_run_resumes_exactly_mid_epoch(tmp_path):
+    stream = ["--streaming", "--num-examples", "2000", "--num-val", "100", "--max-epochs", "2"]
+    straight, _ = run(tmp_path, *stream)
+    _, first = run(tmp_path, *stream, "--max-steps", "130", "--checkpoint-every-n-steps", "130")
+    resumed, _ = run(tmp_path, *stream, "--resume", str(first / "checkpoints" / "last-step.ckpt"))
+    assert straight["global_step"] == 400
+    assert_same_run(resumed, straight, tol=0.0)
+
+
+def houses(tmp_path) -> str:
+    """200 rows of price = 3000·area − 1500·age + 50000, plus a little noise."""
+    area, age = [50 + (7 * i) % 190 for i in range(200)], [(13 * i) % 60 for i in range(200)]
+    rows = [
+        f"{a},{g},{3000 * a - 1500 * g + 50000 + i % 7 * 100}" for i, (a, g) in enumerate(zip(area, age, strict=True))
+    ]
+    path = tmp_path / "houses.csv"
+    path.write_text("area,age,price\n" + "\n".join(rows) + "\n")
+    return str(path)
+
+
+def test_a_csv_run_resumes_exactly_mid_epoch(tmp_path):
+    csv_run = ["--data", houses(tmp_path), "--target", "price", "--max-epochs", "3", "--batch-size", "16"]
+    straight, _ = run(tmp_path, *csv_run)  # 160 training rows: 10 steps an epoch
+    _, first = run(tmp_path, *csv_run, "--max-steps", "14", "--checkpoint-every-n-steps", "7")
+    resumed, _ = run(tmp_path, *csv_run, "--resume", str(first / "checkpoints" / "last-step.ckpt"))
+    assert straight["global_step"] == 30
+    assert_same_run(resumed, straight, tol=0.0)
+
+
+def test_a_csv_resume_standardizes_with_the_checkpoints_statistics(tmp_path):
+    path = houses(tmp_path)
+    saved = CSVRegressionDataModule(path, "price", seed=0)
+    other = CSVRegressionDataModule(path, "price", seed=1)  # another split: other statistics
+    other.setup("fit")
+    assert not torch.equal(other.mean, saved.mean)
+    other.load_state_dict(saved.state_dict())  # what Lightning does after setup when resuming
+    raw = other.table[other.train_rows, :-1]  # this run's training rows, as read
+    expected = ((raw - saved.mean) / saved.std).float()
+    assert torch.equal(other.train_set.tensors[0], expected)
+
+
+def test_a_csv_resume_with_other_features_is_refused_in_one_line(tmp_path, capsys):
+    path = houses(tmp_path)
+    _, first = run(tmp_path, "--data", path, "--target", "price", "--max-epochs", "1")
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(
+            [
+                "--logdir",
+                str(tmp_path / "again"),
+                "--data",
+                path,
+                "--target",
+                "price",
+                "--features",
+                "area",
+                "--resume",
+                str(first / "checkpoints" / "last.ckpt"),
+            ]
+        )
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("train.py: error:") and "area, age" in line and "from area" in line
+    assert not (tmp_path / "again").exists()  # refused before any run folder was made
