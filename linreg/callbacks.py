@@ -16,6 +16,7 @@ about 2 µs each, and at batch 10 the book's whole step takes 70 µs.
 
 import math
 import time
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -138,23 +139,32 @@ class BookReport(L.Callback):
 
 
 class StepCheckpoint(L.Callback):
-    """Saves `checkpoints/last-step.ckpt` after every `every_n_steps`-th SGD step: resumable mid-epoch.
+    """Saves `last-step.ckpt` after every `every_n_steps`-th SGD step: resumable mid-epoch.
 
+    Into `dirpath`; by default the ModelCheckpoint's folder, or `<log_dir>/checkpoints` without one.
     Inside the step, except in the last step of an epoch: Lightning 2.6 restores a checkpoint taken there
     as the next epoch with all its batches done, and skips that epoch. There it saves at the epoch's end
     instead, the hook Lightning restores from as intended. A file of its own: ModelCheckpoint's
     `last.ckpt`, written when fit ends, records an epoch stopped by max_steps as finished.
     """
 
-    def __init__(self, every_n_steps: int) -> None:
+    def __init__(self, every_n_steps: int, dirpath: str | Path | None = None) -> None:
         self.every_n_steps = every_n_steps
+        self.dirpath = dirpath
         self.saved_step: int | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self.dirpath is None:  # on every rank: trainer.log_dir is a collective under DDP
+            checkpoint = trainer.checkpoint_callback
+            self.dirpath = (
+                checkpoint.dirpath if checkpoint else Path(trainer.log_dir or trainer.default_root_dir) / "checkpoints"
+            )
 
     def save(self, trainer: L.Trainer) -> None:
         # once per step: Lightning also calls on_train_epoch_end when max_steps stops an epoch midway
         if trainer.global_step % self.every_n_steps == 0 and trainer.global_step != self.saved_step:
             self.saved_step = trainer.global_step
-            trainer.save_checkpoint(f"{trainer.checkpoint_callback.dirpath}/last-step.ckpt")
+            trainer.save_checkpoint(Path(self.dirpath) / "last-step.ckpt")
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int):
         if batch_idx + 1 < trainer.num_training_batches:  # not an epoch's last step: see the docstring

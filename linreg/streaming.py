@@ -60,9 +60,14 @@ def normals(key: int, index: torch.Tensor, count: int, dtype: torch.dtype = torc
     return torch.cat([radius * torch.cos(angle), radius * torch.sin(angle)], dim=1)[:, :count]  # (n, count)
 
 
+def half_bits(n: int) -> int:
+    """The smallest h ≥ 1 with 4^h ≥ n, in exact integer arithmetic (math.log2 rounds above 2⁵⁰)."""
+    return max(1, -(-(n - 1).bit_length() // 2))
+
+
 def feistel(key: int, index: torch.Tensor, n: int, rounds: int = 4) -> torch.Tensor:
     """The positions `index` (values in [0, n)) through a keyed pseudorandom permutation of [0, n)."""
-    half = max(1, math.ceil(math.log2(max(n, 2)) / 2))  # the network permutes [0, 4^half) ⊇ [0, n)
+    half = half_bits(n)  # the network permutes [0, 4^half) ⊇ [0, n)
     mask = (1 << half) - 1
     round_keys = [mix32(derive_seed(key, r)) for r in range(rounds)]  # Python ints: no device round trip
 

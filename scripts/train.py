@@ -11,6 +11,7 @@ Bad input ends with one line on stderr and exit status 2; a diverging run with e
 """
 
 import argparse
+import math
 import sys
 import time
 import warnings
@@ -42,6 +43,14 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def finite(text: str) -> float:
+    """A float flag's type: nan and inf are refused, as argparse refuses a word."""
+    value = float(text)  # ValueError: argparse says "invalid finite value: 'x'"
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="train.py", description=__doc__.split("\n\n")[0])
     g = p.add_argument_group("hardware (passed to lightning.Trainer)")
@@ -54,23 +63,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-epochs", type=int, default=3, help="the book's num_epochs (default: %(default)s)")
     g.add_argument("--max-steps", type=int, default=-1, help="stop after this many SGD steps (default: -1, no limit)")
     g.add_argument("--batch-size", type=int, default=10, help="minibatch size (default: %(default)s)")
-    g.add_argument("--lr", type=float, default=0.03, help="learning rate (default: %(default)s)")
-    g.add_argument("--init-std", type=float, default=0.01, help="w ~ N(0, init_std²) at the start, b = 0 (0.01)")
+    g.add_argument("--lr", type=finite, default=0.03, help="learning rate (default: %(default)s)")
+    g.add_argument("--init-std", type=finite, default=0.01, help="w ~ N(0, init_std²) at the start, b = 0 (0.01)")
     g.add_argument("--no-shuffle", action="store_true", help="train on the stored order every epoch")
     g = p.add_argument_group("synthetic data: y = X true_w + true_b + N(0, noise²)")
     g.add_argument("--num-examples", type=int, default=1000, help="training examples (default: %(default)s)")
     g.add_argument("--num-val", type=int, help="held-out examples, 0 for none (default: 1000; CSV: --val-fraction)")
-    g.add_argument("--true-w", type=float, nargs="+", help="true weights, one per feature (default: 2 -3.4)")
-    g.add_argument("--true-b", type=float, default=4.2, help="true bias (default: %(default)s)")
+    g.add_argument("--true-w", type=finite, nargs="+", help="true weights, one per feature (default: 2 -3.4)")
+    g.add_argument("--true-b", type=finite, default=4.2, help="true bias (default: %(default)s)")
     g.add_argument("--num-features", type=int, help="without --true-w: draw a true w ~ N(0, 1) of this size")
-    g.add_argument("--noise", type=float, default=0.01, help="standard deviation of the label noise (0.01)")
+    g.add_argument("--noise", type=finite, default=0.01, help="standard deviation of the label noise (0.01)")
     g.add_argument("--sort-by-label", action="store_true", help="store the training set sorted by y")
     g.add_argument("--streaming", action="store_true", help="never store the data: made per batch, any size")
     g = p.add_argument_group("your own data: a CSV file with a header row")
     g.add_argument("--data", metavar="FILE.csv", help="train on this CSV instead of synthetic data")
     g.add_argument("--target", metavar="COLUMN", help="the column to predict (required with --data)")
     g.add_argument("--features", metavar="COLUMN", nargs="+", help="the input columns (default: all but the target)")
-    g.add_argument("--val-fraction", type=float, default=0.2, help="rows held out without --num-val (0.2)")
+    g.add_argument("--val-fraction", type=finite, default=0.2, help="rows held out without --num-val (0.2)")
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int, default=0, help="fixes the data, the init and the batch order (default: 0)")
     g.add_argument("--logdir", default="lightning_logs", help="runs go to <logdir>/version_N/ (default: %(default)s)")
@@ -85,10 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
 def check(args: argparse.Namespace) -> None:
     """Reject what would fail later, or silently misbehave, with one line naming the flag."""
     positive = {"--batch-size": args.batch_size, "--lr": args.lr, "--num-examples": args.num_examples}
+    positive |= {"--log-every-n-steps": args.log_every_n_steps}
     for flag, value in positive.items():
         if not value > 0:
             raise UsageError(f"{flag} must be positive, got {value}")
     non_negative = {"--num-val": args.num_val or 0, "--noise": args.noise, "--init-std": args.init_std}
+    non_negative |= {"--checkpoint-every-n-steps": args.checkpoint_every_n_steps}
     for flag, value in non_negative.items():
         if not value >= 0:
             raise UsageError(f"{flag} must not be negative, got {value}")

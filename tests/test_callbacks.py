@@ -4,8 +4,9 @@ import math
 
 import lightning as L
 import pytest
+import torch
 
-from linreg.callbacks import BookReport, ProgressBar
+from linreg.callbacks import BookReport, ProgressBar, StepCheckpoint
 from linreg.data import SyntheticRegressionDataModule
 from linreg.model import LinearRegressionScratch
 from tests.conftest import RecordingLogger
@@ -47,3 +48,10 @@ def test_book_report_prints_the_books_lines(make_trainer, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(",")[0] for line in lines if line.startswith("epoch")] == ["epoch 1", "epoch 2"]
     assert all(", val loss " in line for line in lines if line.startswith("epoch"))
+
+
+def test_step_checkpoint_without_a_model_checkpoint_saves_under_the_root_dir(make_trainer, tmp_path):
+    trainer = make_trainer(max_steps=7, limit_val_batches=0, callbacks=[StepCheckpoint(5)])  # checkpointing off
+    trainer.fit(LinearRegressionScratch(), datamodule=SyntheticRegressionDataModule(num_val=0))
+    saved = torch.load(tmp_path / "checkpoints" / "last-step.ckpt", weights_only=True)
+    assert saved["global_step"] == 5

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from tests.conftest import ROOT, load_script
 
@@ -54,6 +55,15 @@ def assert_one_line_error(out: subprocess.CompletedProcess, *words: str) -> None
         (["--true-w", "2", "x"], ["--true-w", "'x'"]),
         (["--true-w", "2", "-3.4", "--num-features", "3"], ["--num-features", "--true-w"]),
         (["--resume", "missing.ckpt"], ["missing.ckpt", "no such"]),
+        (["--true-b", "nan"], ["--true-b", "'nan' is not a finite number"]),
+        (["--true-w", "2", "nan"], ["--true-w", "'nan' is not a finite number"]),
+        (["--noise", "inf"], ["--noise", "'inf' is not a finite number"]),
+        (["--lr", "inf"], ["--lr", "'inf' is not a finite number"]),
+        (["--lr=-inf"], ["--lr", "'-inf' is not a finite number"]),
+        (["--log-every-n-steps", "0"], ["--log-every-n-steps", "positive"]),
+        (["--checkpoint-every-n-steps", "-1"], ["--checkpoint-every-n-steps", "negative"]),
+        (["--init-std", "-0.01"], ["--init-std", "negative"]),
+        (["--num-features", "0"], ["--num-features", "positive"]),
     ],
 )
 def test_bad_flags(tmp_path, capsys, args, words):
@@ -79,6 +89,9 @@ def test_gpu_accelerator_without_a_gpu(tmp_path):
         ("area,age,price\n1,2,3\n", ["--features", "area", "rooms"], ["feature column 'rooms'"]),
         ("area,age,price\n" + "".join(f"{i},5,{i}\n" for i in range(20)), [], ["'age'", "constant"]),
         ("area,age,price\n1,2,3\n4,5\n", [], ["line 3", "2 fields"]),
+        ("area,age,price\n1,2,3\n4,5,6\n", ["--val-fraction", "1"], ["--val-fraction", "[0, 1)"]),
+        ("area,age,price\n1,2,3\n4,5,6\n", ["--val-fraction", "-0.1"], ["--val-fraction", "[0, 1)"]),
+        ("area,age,price\n1,2,3\n4,5,6\n", ["--num-val", "2"], ["2 rows", "hold out 2"]),
     ],
 )
 def test_bad_csv(tmp_path, capsys, text, extra, words):
@@ -90,6 +103,13 @@ def test_bad_csv(tmp_path, capsys, text, extra, words):
 def test_a_bad_flag_from_the_command_line_prints_one_line(tmp_path):
     # the real process, once: what a user sees on the terminal
     assert_one_line_error(cli("train.py", "--logdir", str(tmp_path), "--batch-size", "-3"), "--batch-size")
+
+
+def test_a_torch_file_without_w_and_b_is_not_taken_for_a_checkpoint(tmp_path, capsys):
+    path = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"weight": torch.zeros(2)}}, path)
+    out = in_process(capsys, "--logdir", str(tmp_path), "--resume", str(path))
+    assert_one_line_error(out, "other.ckpt", "no w and b")
 
 
 def test_resume_and_predict_refuse_a_file_that_is_not_a_checkpoint(tmp_path):

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from linreg.streaming import StreamingSampler, feistel, normals
+from linreg.streaming import StreamingSampler, feistel, half_bits, normals
 from tests.conftest import load_script
 
 train = load_script("train")
@@ -34,6 +34,21 @@ def test_feistel_is_a_permutation_of_every_small_n(n):
     for key in range(3):
         order = feistel(key, torch.arange(n), n)
         assert torch.equal(order.sort().values, torch.arange(n))
+
+
+def test_the_feistel_domain_covers_n_exactly_at_every_power_of_4():
+    # math.log2 rounds to 50.0 at 4²⁵ + 1, which made the domain 4²⁵ < n: not a permutation any more
+    for k in range(1, 32):
+        for n in (4**k - 1, 4**k, 4**k + 1):
+            h = half_bits(n)
+            assert 4**h >= n and (h == 1 or 4 ** (h - 1) < n), n
+
+
+def test_feistel_just_above_a_power_of_4_stays_in_range_and_distinct():
+    n = 4**25 + 1
+    positions = torch.cat([torch.arange(1000), torch.arange(n - 1000, n)])  # both ends, the last index too
+    order = feistel(3, positions, n)
+    assert order.min() >= 0 and order.max() < n and len(order.unique()) == len(positions)
 
 
 def test_feistel_on_a_billion_maps_distinct_positions_to_distinct_indices():
