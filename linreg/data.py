@@ -139,13 +139,25 @@ class InMemoryRegressionDataModule(L.LightningDataModule):
         self.sampler = self.resumed(self.train_sampler())
         return DataLoader(self.train_set, sampler=self.sampler, batch_size=None)
 
-    def _in_order(self, dataset: TensorDataset) -> DataLoader:
+    @property
+    def num_held_out(self) -> int:
+        """Held-out examples in all (every rank holds the whole set): the evaluation's metrics depend on it."""
+        return 0 if self.val_set is None else len(self.val_set)
+
+    def shard(self, n: int) -> tuple[int, int]:
+        """[lo, hi): this rank's contiguous shard of n examples to evaluate."""
         rank, world_size = self.ranks()
-        n = len(dataset)
-        lo, hi = n * rank // world_size, n * (rank + 1) // world_size  # this rank's contiguous shard
+        return n * rank // world_size, n * (rank + 1) // world_size
+
+    def in_order_sampler(self, n: int) -> MinibatchSampler | list[slice]:
+        """Slices of n examples in order, in chunks of eval_batch_size. An empty shard (fewer examples than
+        ranks) still gets one empty chunk: every rank must run the evaluation and its metrics' collectives."""
+        return MinibatchSampler(n, self.hparams.eval_batch_size, shuffle=False) if n > 0 else [slice(0, 0)]
+
+    def _in_order(self, dataset: TensorDataset) -> DataLoader:
+        lo, hi = self.shard(len(dataset))
         shard = TensorDataset(*(t[lo:hi] for t in dataset.tensors))  # views, no copies
-        sampler = MinibatchSampler(hi - lo, self.hparams.eval_batch_size, shuffle=False)
-        return DataLoader(shard, sampler=sampler, batch_size=None)  # slices: views again
+        return DataLoader(shard, sampler=self.in_order_sampler(hi - lo), batch_size=None)  # slices: views again
 
     def val_dataloader(self) -> list[DataLoader]:
         loaders = [self._in_order(self.train_set)]

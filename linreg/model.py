@@ -133,8 +133,7 @@ class LinearRegressionScratch(L.LightningModule):
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0):
         X, y = batch  # an in-order chunk: (chunk, num_inputs), (chunk, 1)
         y_hat = linreg(X, self.w, self.b)  # (chunk, 1)
-        datamodule = self.trainer.datamodule
-        if not getattr(datamodule, "evaluates_training_set", True):  # streaming: a held-out stream alone
+        if not self.trainer.datamodule.evaluates_training_set:  # streaming: a held-out stream alone
             dataloader_idx = HELD_OUT
         if dataloader_idx == TRAIN_SET:
             self.train_epoch_loss.update(squared_loss(y_hat, y))
@@ -144,11 +143,15 @@ class LinearRegressionScratch(L.LightningModule):
             self.val_r2.update(y_hat.reshape(-1), y.reshape(-1))
 
     def on_validation_epoch_end(self) -> None:
-        metrics = {}
-        if self.train_epoch_loss.update_called:
-            metrics["train/epoch_loss"] = self.train_epoch_loss
-        if self.val_loss.update_called:
-            metrics |= {"val/loss": self.val_loss, "val/mse": self.val_mse, "val/r2": self.val_r2}
+        # Which metrics exist is decided from the data, the same on every rank, not from this rank's updates:
+        # under DDP a rank with no held-out example must still join every metric's collective.
+        datamodule = self.trainer.datamodule
+        held_out = datamodule.num_held_out
+        metrics = {"train/epoch_loss": self.train_epoch_loss} if datamodule.evaluates_training_set else {}
+        if held_out >= 1:
+            metrics |= {"val/loss": self.val_loss, "val/mse": self.val_mse}
+        if held_out >= 2:  # R² compares with the held-out labels' variance: undefined for one example
+            metrics["val/r2"] = self.val_r2
         values = {name: metric.compute() for name, metric in metrics.items()}
         for metric in metrics.values():
             metric.reset()

@@ -152,11 +152,13 @@ class StreamingRegressionDataModule(SyntheticRegressionDataModule):
         self.sampler = self.resumed(self.train_sampler())
         return DataLoader(self.train_stream, sampler=self.sampler, batch_size=None)
 
+    @property
+    def num_held_out(self) -> int:
+        return self.hparams.num_val
+
     def val_dataloader(self) -> list[DataLoader]:
-        rank, world_size = self.ranks()
-        n = self.hparams.num_val
-        lo, hi = n * rank // world_size, n * (rank + 1) // world_size  # this rank's shard of the stream
-        sampler = MinibatchSampler(hi - lo, self.hparams.eval_batch_size, shuffle=False)
+        lo, hi = self.shard(self.hparams.num_val)  # this rank's shard of the held-out stream
+        sampler = self.in_order_sampler(hi - lo)
         return [DataLoader(Shifted(self.val_stream, lo, self.root_device()), sampler=sampler, batch_size=None)]
 
 

@@ -71,3 +71,13 @@ def test_two_cpu_processes_at_batch_5_equal_one_at_batch_10(tmp_path, num_exampl
     assert stdout.count("seed 0") == 1 and stdout.count("epoch 2, loss") == 1
     assert [p.name for p in logdir.iterdir()] == ["version_0"]
     assert len(list((logdir / "version_0").glob("events.out.tfevents.*"))) == 1
+
+
+@pytest.mark.parametrize("data", [[], ["--streaming", "--num-examples", "2000"]])
+def test_fewer_held_out_examples_than_ranks(tmp_path, data):
+    # One held-out example over 2 ranks: rank 0's shard is empty, yet it must join every metric's collective.
+    args = [*data, "--num-val", "1", "--batch-size", "5"]
+    _, two, _ = run_cli(tmp_path, "ddp", "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", *args)
+    _, one, _ = run_cli(tmp_path, "one", "--accelerator", "cpu", "--devices", "1", *args[:-1], "10")
+    assert two["val_loss"] == pytest.approx(one["val_loss"], rel=1e-5)  # that one example's loss, on both
+    assert two["global_step"] == one["global_step"]
