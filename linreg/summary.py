@@ -4,10 +4,12 @@
      "true_w": [...] | null, "true_b": ... | null, "train_loss": ...,
      "val_loss": ... | null, "epochs": 3, "global_step": 300, "fit_seconds": ..., "device": "cpu",
      "run_dir": "lightning_logs/version_0", "hparams": {...every CLI flag...},
-     "closed_form": {"w": [...], "b": ..., "train_loss": ...} | null}
+     "closed_form": {"w": [...], "b": ..., "train_loss": ...} | null, "excess_loss": ... | null}
 
 w, b and the closed form are in the units of the user's data (CSV features are standardized for
-training; see linreg/csv_data.py). Later features add keys; these stay.
+training; see linreg/csv_data.py). `excess_loss` is SGD's training loss above the closed form's, computed
+without cancellation (`linreg.closed_form.excess_loss`); null without a closed form (streamed data) or
+after divergence. Later features add keys; these stay.
 """
 
 import json
@@ -16,7 +18,7 @@ from typing import Any
 
 import lightning as L
 
-from linreg.closed_form import ClosedForm
+from linreg.closed_form import ClosedForm, excess_loss
 
 
 def run_summary(
@@ -57,6 +59,7 @@ def run_summary(
         "closed_form": None
         if solution is None
         else {"w": closed_w.tolist(), "b": closed_b.item(), "train_loss": solution.loss},
+        "excess_loss": None if solution is None or diverged else excess_loss(solution, model.w, model.b),
     }
 
 

@@ -7,7 +7,7 @@
 
 Each run is `scripts/train.py` itself (its `main`), logged under one sweep folder
 `<logdir>/sweep_<param>_<N>/<param>=<value>/version_0/`. Prints a table, writes `results.csv` (value,
-final train loss, val loss, w error, b error, gap to the closed form, fit seconds) and `loss_curves.png`
+final train loss, val loss, w error, b error, excess loss over the closed form, fit seconds) and `loss_curves.png`
 (the loss after each epoch, one line per value, log scale) into the sweep folder, and its path last.
 A run that diverges stays in the table as "diverged"; bad flags end the sweep with train.py's one line.
 """
@@ -24,7 +24,7 @@ import train  # scripts/ is not a package: train.py sits beside this file
 
 from linreg.figures import loss_curves_figure, read_scalars
 
-COLUMNS = ["value", "train_loss", "val_loss", "w_error", "b_error", "closed_form_gap", "fit_seconds"]
+COLUMNS = ["value", "train_loss", "val_loss", "w_error", "b_error", "excess_loss", "fit_seconds"]
 
 
 def sweep_dir(logdir: Path, param: str) -> Path:
@@ -39,13 +39,13 @@ def result_row(value: str, summary: dict) -> dict:
     row = dict.fromkeys(COLUMNS, "diverged") | {"value": value, "fit_seconds": summary["fit_seconds"]}
     if summary["status"] != "ok":
         return row
-    row |= {"train_loss": summary["train_loss"], "val_loss": summary["val_loss"]}
+    # streamed data has no training loss and no closed form; CSV data no true parameters: those stay empty
+    row |= {"train_loss": summary["train_loss"], "val_loss": summary["val_loss"], "excess_loss": summary["excess_loss"]}
     if summary["true_w"] is not None:
         row["w_error"] = math.dist(summary["w"], summary["true_w"])
         row["b_error"] = abs(summary["b"] - summary["true_b"])
     else:
         row["w_error"] = row["b_error"] = None
-    row["closed_form_gap"] = summary["train_loss"] - summary["closed_form"]["train_loss"]
     return row
 
 
@@ -85,7 +85,9 @@ def main(argv: list[str] | None = None) -> Path:
 
     print(f"\n{args.param:>14} " + " ".join(f"{c:>15}" for c in COLUMNS[1:]))
     for row in rows:
-        cells = [f"{v:>15.4g}" if isinstance(v, float) else f"{v!s:>15}" for v in list(row.values())[1:]]
+        cells = [
+            f"{v:>15.4g}" if isinstance(v, float) else f"{'-' if v is None else v:>15}" for v in list(row.values())[1:]
+        ]
         print(f"{row['value']:>14} " + " ".join(cells))
     print(folder)
     return folder

@@ -25,7 +25,6 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from linreg.callbacks import BookReport, ProgressBar, StepCheckpoint, losses_line, parameter_errors
 from linreg.checkpoint import CheckpointError, read_checkpoint
-from linreg.closed_form import excess_loss
 from linreg.csv_data import CSVRegressionDataModule, DataError
 from linreg.data import InMemoryRegressionDataModule, SyntheticRegressionDataModule
 from linreg.loggers import TensorBoard
@@ -245,7 +244,7 @@ def run(args: argparse.Namespace, checkpoint: dict | None = None) -> Path:
         print(f"sgd:         w{names} {rounded(summary['w'])}, b {summary['b']:.6f}, loss {summary['train_loss']:.6g}")
         print(
             f"closed form: w{names} {rounded(closed['w'])}, b {closed['b']:.6f}, loss {closed['train_loss']:.6g} "
-            f"(sgd is {excess_loss(solution, model.w, model.b):.3g} above it)"
+            f"(sgd is {summary['excess_loss']:.3g} above it)"
         )
     print(f"run folder: {run_dir}")
     return run_dir
