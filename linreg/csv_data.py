@@ -2,8 +2,9 @@
 
     dm = CSVRegressionDataModule("houses.csv", target="price", features=["area", "age"], val_fraction=0.2)
 
-- A header row is required and every cell must be a finite number; `features` defaults to every column
-  but the target. Read with Python's csv module: no new dependency for a file that fits in memory.
+- A header row of distinct names is required (a UTF-8 byte-order mark is fine) and every cell must be a
+  finite number; `features` defaults to every column but the target, and may not include it. Read with
+  Python's csv module: no new dependency for a file that fits in memory.
 - The held-out split, `num_val` rows or `val_fraction` of them, is drawn with the seed.
 - Features are standardized with the training split's mean and standard deviation: SGD on raw units
   (areas in the hundreds beside ages in the tens) crawls along one axis and diverges along another.
@@ -31,15 +32,33 @@ class DataError(ValueError):
     """Bad input data; the message is one line meant for the user."""
 
 
+def open_csv(path: str | Path):
+    # utf-8-sig: a byte-order mark (Excel writes one) is not part of the first column's name
+    return Path(path).open(newline="", encoding="utf-8-sig")
+
+
 def read_header(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    with path.open(newline="") as f:
+    with open_csv(path) as f:
         header = next(csv.reader(f), None)
     if not header or not any(name.strip() for name in header):
         raise DataError(f"{path}: the file is empty; it needs a header row naming the columns")
-    return [name.strip() for name in header]
+    header = [name.strip() for name in header]
+    for i, name in enumerate(header):
+        if name in header[:i]:
+            raise DataError(
+                f"{path}: the header names column '{name}' twice (columns {header.index(name) + 1} and {i + 1})"
+            )
+    return header
+
+
+def parse_number(cell: str) -> float:
+    """float(cell), less what Python's float accepts beyond a number in a data file: `1_000`."""
+    if "_" in cell:
+        raise ValueError(cell)
+    return float(cell)
 
 
 def read_columns(path: str | Path, columns: list[str]) -> torch.Tensor:
@@ -50,7 +69,7 @@ def read_columns(path: str | Path, columns: list[str]) -> torch.Tensor:
             raise DataError(f"{path}: no column '{name}' (the columns are: {', '.join(header)})")
     where = [header.index(name) for name in columns]
     rows = []
-    with Path(path).open(newline="") as f:
+    with open_csv(path) as f:
         reader = csv.reader(f)
         next(reader)
         for row in reader:
@@ -62,7 +81,7 @@ def read_columns(path: str | Path, columns: list[str]) -> torch.Tensor:
             for name, i in zip(columns, where, strict=True):
                 cell = row[i].strip()
                 try:
-                    value = float(cell)
+                    value = parse_number(cell)
                 except ValueError:
                     raise DataError(
                         f"{path}, line {reader.line_num}, column '{name}': {cell!r} is not a number"
@@ -101,6 +120,8 @@ class CSVRegressionDataModule(InMemoryRegressionDataModule):
         if target not in header:
             raise DataError(f"{path}: no target column '{target}' (the columns are: {', '.join(header)})")
         features = list(features) if features else [name for name in header if name != target]
+        if target in features:
+            raise DataError(f"{path}: '{target}' is the target; it cannot be one of the --features too")
         if not features:
             raise DataError(f"{path}: no feature columns besides the target '{target}'")
         for name in features:
@@ -120,6 +141,11 @@ class CSVRegressionDataModule(InMemoryRegressionDataModule):
             raise DataError(f"{path}: {n} rows of data, too few to hold out {num_val} and train on the rest")
         order = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, SPLIT_STREAM)))
         self.train_rows, self.val_rows = order[num_val:], order[:num_val]
+        if len(self.train_rows) < 2:
+            raise DataError(
+                f"{path}: {len(self.train_rows)} training row after holding out {num_val}: "
+                "at least 2 are needed to standardize the features"
+            )
         X = self.table[self.train_rows, :-1]  # (n_train, num_inputs)
         self.mean, self.std = X.mean(0), X.std(0)  # of the training split only
         for name, std in zip(features, self.std.tolist(), strict=True):

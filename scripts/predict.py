@@ -5,7 +5,9 @@
 
 The checkpoint carries the model and, for a model trained on a CSV, the feature names and the
 standardization of its training split: new rows are standardized the same way. For a model trained on
-synthetic data every column of the CSV is a feature, in order. Predictions go through Lightning's predict
+synthetic data every column of the CSV is a feature, in order; a checkpoint that says neither is refused.
+Predictions are computed in the model's dtype (float64 for a --precision 64-true run) and written with
+every digit that dtype holds. Predictions go through Lightning's predict
 loop (`predict_step`) on any accelerator. Bad input ends with one line on stderr and exit status 2; an
 existing --output file is never overwritten.
 """
@@ -22,17 +24,24 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from torch.utils.data import DataLoader, TensorDataset
 
 from linreg.checkpoint import CheckpointError, read_checkpoint
-from linreg.csv_data import DataError, read_columns, read_header, standardize
+from linreg.csv_data import DataError, open_csv, read_columns, read_header, standardize
 from linreg.model import LinearRegressionScratch
 from linreg.sampler import MinibatchSampler
 
 
 def predict(checkpoint_path: str, data: str, accelerator: str = "auto", batch_size: int = 65536):
-    """(header, rows as read, predictions (n,)) for the CSV file `data`."""
+    """(header, rows as read, predictions (n,)) for the CSV file `data`, in the model's dtype."""
     checkpoint = read_checkpoint(checkpoint_path)
-    model = LinearRegressionScratch(**checkpoint["hyper_parameters"])
+    dtype = checkpoint["state_dict"]["w"].dtype  # a float64 model (--precision 64-true) predicts in float64
+    model = LinearRegressionScratch(**checkpoint["hyper_parameters"]).to(dtype)
     model.load_state_dict(checkpoint["state_dict"])
     scaling = checkpoint.get("CSVRegressionDataModule")  # saved by the DataModule's state_dict
+    synthetic = "true_w" in checkpoint.get("datamodule_hyper_parameters", {})  # trained on N(0, 1) features
+    if not scaling and not synthetic:
+        raise CheckpointError(
+            f"{checkpoint_path}: holds no standardization of its features and was not trained on synthetic data: "
+            "there is no telling how to scale the columns"
+        )
     header = read_header(data)
     features = scaling["feature_names"] if scaling else header
     if len(features) != model.hparams.num_inputs:
@@ -41,12 +50,15 @@ def predict(checkpoint_path: str, data: str, accelerator: str = "auto", batch_si
     if scaling:
         X = standardize(X, scaling["mean"], scaling["std"])
     loader = DataLoader(
-        TensorDataset(X.float()), sampler=MinibatchSampler(len(X), batch_size, shuffle=False), batch_size=None
+        TensorDataset(X.to(dtype)), sampler=MinibatchSampler(len(X), batch_size, shuffle=False), batch_size=None
     )
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    trainer = L.Trainer(accelerator=accelerator, devices=1, logger=False, enable_progress_bar=False)
+    precision = "64-true" if dtype == torch.float64 else "32-true"
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=1, precision=precision, logger=False, enable_progress_bar=False
+    )
     predictions = torch.cat([p.reshape(-1).cpu() for p in trainer.predict(model, loader)])
-    with Path(data).open(newline="") as f:
+    with open_csv(data) as f:
         rows = [row for row in list(csv.reader(f))[1:] if row and any(cell.strip() for cell in row)]
     return header, rows, predictions
 
@@ -68,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"predict.py: error: {e}", file=sys.stderr)
         sys.exit(2)
     lines = [[*header, "prediction"]]
-    lines += [[*row, f"{value:.6g}"] for row, value in zip(rows, predictions.tolist(), strict=True)]
+    # str of a numpy scalar: the shortest text that reads back as the same float32 or float64, all digits kept
+    lines += [[*row, str(value)] for row, value in zip(rows, predictions.numpy(), strict=True)]
     if args.output:
         with Path(args.output).open("x", newline="") as f:  # "x": fails rather than overwrite
             csv.writer(f).writerows(lines)

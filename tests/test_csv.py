@@ -77,3 +77,50 @@ def test_predict_writes_the_rows_with_a_prediction_column(houses, tmp_path, caps
             ["--checkpoint", str(run_dir / "checkpoints" / "last.ckpt"), "--data", str(new), "--output", str(out)]
         )
     assert "exists" in capsys.readouterr().err
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_columns_name(houses, tmp_path):
+    excel = tmp_path / "excel.csv"
+    excel.write_text(houses.read_text(), encoding="utf-8-sig")  # what Excel's "CSV UTF-8" writes
+    assert excel.read_bytes()[:3] == b"\xef\xbb\xbf"
+    dm = CSVRegressionDataModule(str(excel), "price", features=["area", "age"])
+    assert dm.feature_names == ["area", "age"]
+    assert torch.equal(dm.table, CSVRegressionDataModule(str(houses), "price").table)
+
+
+def predictions(capsys, checkpoint, data) -> list[str]:
+    capsys.readouterr()
+    predict.main(["--checkpoint", str(checkpoint), "--data", str(data)])
+    return [row[-1] for row in list(csv.reader(io.StringIO(capsys.readouterr().out)))[1:]]
+
+
+def test_a_float64_model_predicts_in_float64_with_every_digit(houses, tmp_path, capsys):
+    args = ["--logdir", str(tmp_path), "--data", str(houses), "--target", "price", "--precision", "64-true"]
+    run_dir = train.main([*args, "--max-epochs", "5"])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    new = tmp_path / "new.csv"
+    new.write_text("area,age\n100.3,10\n231.7,3\n")
+    printed = predictions(capsys, run_dir / "checkpoints" / "last.ckpt", new)
+    # by hand in float64 from the learned coefficients in data units: float32 would be off by ~1e-8 relative,
+    # and 6 significant digits by up to 5e-6
+    expected = [summary["w"][0] * a + summary["w"][1] * g + summary["b"] for a, g in ((100.3, 10), (231.7, 3))]
+    assert [float(p) for p in printed] == pytest.approx(expected, rel=1e-12, abs=0)
+
+
+def test_a_synthetic_model_predicts_on_raw_columns_and_an_unknown_one_is_refused(tmp_path, capsys):
+    run_dir = train.main(["--logdir", str(tmp_path), "--max-epochs", "1"])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    new = tmp_path / "new.csv"
+    new.write_text("x0,x1\n1,0\n0,1\n")
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    printed = [float(p) for p in predictions(capsys, checkpoint, new)]
+    assert printed == pytest.approx([summary["w"][0] + summary["b"], summary["w"][1] + summary["b"]], rel=1e-6)
+    # the same weights with nothing saying what data they were trained on: no guessing the scaling
+    saved = torch.load(checkpoint, weights_only=True)
+    unknown = tmp_path / "unknown.ckpt"
+    torch.save({"state_dict": saved["state_dict"], "hyper_parameters": saved["hyper_parameters"]}, unknown)
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main(["--checkpoint", str(unknown), "--data", str(new)])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("predict.py: error:") and "no standardization" in line

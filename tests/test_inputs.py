@@ -92,6 +92,10 @@ def test_gpu_accelerator_without_a_gpu(tmp_path):
         ("area,age,price\n1,2,3\n4,5,6\n", ["--val-fraction", "1"], ["--val-fraction", "[0, 1)"]),
         ("area,age,price\n1,2,3\n4,5,6\n", ["--val-fraction", "-0.1"], ["--val-fraction", "[0, 1)"]),
         ("area,age,price\n1,2,3\n4,5,6\n", ["--num-val", "2"], ["2 rows", "hold out 2"]),
+        ("area,area,price\n1,2,3\n", [], ["'area' twice", "columns 1 and 2"]),
+        ("area,age,price\n1,2,3\n", ["--features", "area", "price"], ["'price' is the target"]),
+        ("area,age,price\n1_000,2,3\n4,5,6\n", [], ["line 2", "'area'", "'1_000'", "not a number"]),
+        ("area,age,price\n1,2,3\n4,5,6\n", ["--num-val", "1"], ["1 training row", "at least 2"]),
     ],
 )
 def test_bad_csv(tmp_path, capsys, text, extra, words):
