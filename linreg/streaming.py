@@ -4,10 +4,11 @@
 
 - `normals(key, index, count)`: example i's numbers are a pure function of (key, i), made on the device of
   `index` for each batch: a counter-based generator. torch has no per-index generator (its CPU
-  generator is sequential, its CUDA Philox is keyed by an offset into one stream), so this is one in
-  torch integer ops: a 32-bit integer hash (xorshift-multiply rounds) of the key, the index and the
-  position, then Box–Muller. Every value stays below 2³² and every multiplier below 2³¹, so no int64
-  product overflows on any device.
+  generator is sequential, its CUDA Philox is keyed by an offset into one stream), so this is Philox4x32-10
+  (Random123's) in torch integer ops: the counter (i, block) encrypted under a 64-bit key of the seed
+  and the stream, then Box–Muller. Key and counter are mixed non-linearly over ten rounds, so streams of
+  different keys (training, held-out, other seeds) are unrelated: no example of one is an example of
+  another. The 32×32-bit products are split into 16-bit halves, so no int64 value overflows on any device.
 - `feistel(key, index, n)`: a pseudorandom permutation of [0, n), evaluated per batch with no stored
   permutation: a 4-round keyed Feistel network on the smallest power of 4 ≥ n, cycle-walking the values
   that land outside [0, n). A new key each epoch gives a new order; every index appears once per epoch.
@@ -33,7 +34,7 @@ TRAIN_STREAM, VAL_STREAM = -4, -5  # RNG streams of the seed (see linreg.data)
 
 def mix32(x):
     """A 32-bit integer hash of values in [0, 2³²), bijective: xorshift-multiply rounds (the structure
-    of Wellons' lowbias32). Works on int64 tensors and on Python ints alike."""
+    of Wellons' lowbias32). The Feistel network's round function; works on int64 tensors and Python ints."""
     x = x ^ (x >> 16)
     x = (x * 0x7FEB352D) & MASK32  # odd multipliers below 2³¹: products below 2⁶³, no int64 overflow
     x = x ^ (x >> 15)
@@ -41,23 +42,68 @@ def mix32(x):
     return x ^ (x >> 16)
 
 
-def hash_index(key: int, index: torch.Tensor) -> torch.Tensor:
-    """A 32-bit hash of (key, index) for int64 indices up to 2⁶³: the high and low words in turn."""
-    high = mix32((index >> 32) ^ (key & MASK32))
-    return mix32((index & MASK32) ^ high)
+# Philox4x32-10 (Salmon, Moraes, Dror, Shaw: "Parallel random numbers: as easy as 1, 2, 3", SC'11), the
+# counter-based generator of Random123, cuRAND and JAX: its round multipliers and key-schedule constants.
+PHILOX_M = (0xD2511F53, 0xCD9E8D57)
+PHILOX_W = (0x9E3779B9, 0xBB67AE85)
 
 
-def normals(key: int, index: torch.Tensor, count: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def mulhilo(x: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The high and low 32-bit words of the 64-bit product x·m, for x < 2³² (int64) and m < 2³².
+
+    x·m itself can reach 2⁶⁴, past int64. Split m into 16-bit halves: x·m = p_hi·2¹⁶ + p_lo with both
+    partial products below 2⁴⁸, recombined word by word; no value reaches 2⁵⁰."""
+    p_lo = x * (m & 0xFFFF)  # < 2⁴⁸
+    p_hi = x * (m >> 16)  # < 2⁴⁸
+    t = p_lo + ((p_hi & 0xFFFF) << 16)  # the low 48 bits of x·m, < 2⁴⁹
+    return (p_hi >> 16) + (t >> 32), t & MASK32
+
+
+def philox(counter: tuple, key: tuple[int, int], rounds: int = 10) -> tuple[torch.Tensor, ...]:
+    """Philox4x32: the 128-bit `counter` (four broadcastable int64 tensors or ints, 32-bit words) under the
+    64-bit `key` (two 32-bit ints), as four tensors of 32-bit words.
+
+    Each round multiplies two words (a non-linear mix of every bit), XORs the products' high words into
+    the other two with the round's key, and swaps; the key advances by PHILOX_W. Ten rounds, Random123's
+    default, is a wide margin over the seven that pass TestU01's BigCrush. tests/test_streaming.py checks
+    Random123's known-answer vectors.
+    """
+    c0, c1, c2, c3 = counter
+    k0, k1 = key
+    for _ in range(rounds):
+        hi0, lo0 = mulhilo(c0, PHILOX_M[0])
+        hi1, lo1 = mulhilo(c2, PHILOX_M[1])
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+        k0, k1 = (k0 + PHILOX_W[0]) & MASK32, (k1 + PHILOX_W[1]) & MASK32
+    return c0, c1, c2, c3
+
+
+def stream_key(seed: int, stream: int) -> tuple[int, int]:
+    """The 64-bit Philox key of a stream of a seed: (a hash of both, the stream's number). Streams of one
+    seed always differ in the second word; one stream of two seeds differs unless the 32-bit hashes meet."""
+    return derive_seed(seed, stream), stream & MASK32
+
+
+def normals(key: tuple[int, int], index: torch.Tensor, count: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """`count` standard normal numbers for each example index: (len(index), count), a pure function of
-    (key, index), on index's device. Box–Muller turns each pair of uniforms into two normals."""
-    pairs = (count + 1) // 2
-    base = hash_index(key, index)[:, None]  # (n, 1)
-    position = torch.arange(2 * pairs, device=index.device)  # (2 pairs,)
-    bits = mix32(base ^ mix32(position + 0x9E3779B9))  # (n, 2 pairs), in [0, 2³²)
+    (key, index), made on index's device.
+
+    Example i's numbers come from the Philox counters (i mod 2³², i div 2³², block, 0), block = 0, 1, ...:
+    four 32-bit words a counter, four uniforms in (0, 1], and Box–Muller turns each pair into two normals.
+    """
+    blocks = -(-count // 4)
+    counter = (
+        (index & MASK32)[:, None],  # (n, 1)
+        (index >> 32)[:, None],  # (n, 1)
+        torch.arange(blocks, device=index.device)[None, :],  # (1, blocks)
+        0,
+    )
+    bits = torch.stack(philox(counter, key), dim=-1)  # (n, blocks, 4), in [0, 2³²)
     uniform = (bits.to(dtype) + 0.5) * 2.0**-32  # in (0, 1], never 0: the log is finite
-    radius = torch.sqrt(-2 * torch.log(uniform[:, :pairs]))
-    angle = (2 * math.pi) * uniform[:, pairs:]
-    return torch.cat([radius * torch.cos(angle), radius * torch.sin(angle)], dim=1)[:, :count]  # (n, count)
+    radius = torch.sqrt(-2 * torch.log(uniform[..., 0::2]))  # (n, blocks, 2)
+    angle = (2 * math.pi) * uniform[..., 1::2]
+    z = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=-1)  # (n, blocks, 2, 2)
+    return z.reshape(len(index), 4 * blocks)[:, :count]
 
 
 def half_bits(n: int) -> int:
@@ -108,7 +154,7 @@ class SyntheticStream(Dataset):
     """Example i: x_i = normals(key, i)[:d], y_i = x_i·w + b + noise · normals(key, i)[d]."""
 
     def __init__(
-        self, key: int, true_w: torch.Tensor, true_b: float, noise: float, device: torch.device, dtype
+        self, key: tuple[int, int], true_w: torch.Tensor, true_b: float, noise: float, device: torch.device, dtype
     ) -> None:
         self.key, self.true_b, self.noise, self.dtype = key, true_b, noise, dtype
         self.true_w = true_w.to(device, dtype)  # (num_inputs,), on the device once: no copy per batch
@@ -129,10 +175,10 @@ class StreamingRegressionDataModule(SyntheticRegressionDataModule):
     def setup(self, stage: str) -> None:
         hp, device, dtype = self.hparams, self.root_device(), self.data_dtype()
         self.train_stream = SyntheticStream(
-            derive_seed(hp.seed, TRAIN_STREAM), self.true_w, hp.true_b, hp.noise, device, dtype
+            stream_key(hp.seed, TRAIN_STREAM), self.true_w, hp.true_b, hp.noise, device, dtype
         )
         self.val_stream = SyntheticStream(
-            derive_seed(hp.seed, VAL_STREAM), self.true_w, hp.true_b, hp.noise, device, dtype
+            stream_key(hp.seed, VAL_STREAM), self.true_w, hp.true_b, hp.noise, device, dtype
         )
 
     def train_sampler(self) -> StreamingSampler:

@@ -5,14 +5,54 @@ import json
 import pytest
 import torch
 
-from linreg.streaming import StreamingSampler, feistel, half_bits, normals
+from linreg.sampler import derive_seed
+from linreg.streaming import (
+    TRAIN_STREAM,
+    VAL_STREAM,
+    StreamingSampler,
+    feistel,
+    half_bits,
+    mulhilo,
+    normals,
+    philox,
+    stream_key,
+)
 from tests.conftest import load_script
 
 train = load_script("train")
 
 
+MASK32 = 2**32 - 1
+
+
+@pytest.mark.parametrize(
+    ("counter", "key", "expected"),
+    [  # Random123's kat_vectors for philox4x32 with 10 rounds
+        ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+        ((MASK32,) * 4, (MASK32,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+        (
+            (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+            (0xA4093822, 0x299F31D0),
+            (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+        ),
+    ],
+)
+def test_philox_gives_random123s_known_answers(counter, key, expected):
+    words = philox(tuple(torch.tensor([c]) for c in counter), key)
+    assert tuple(int(w) for w in words) == expected
+
+
+def test_mulhilo_is_the_exact_64_bit_product_without_overflow():
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.tensor([0, 1, MASK32, MASK32 - 1]), torch.randint(0, 2**32, (10_000,), generator=g)])
+    for m in (0xD2511F53, 0xCD9E8D57, MASK32, 1, 0):
+        hi, lo = mulhilo(x, m)
+        for xi, h, l in zip(x.tolist(), hi.tolist(), lo.tolist(), strict=True):
+            assert (h << 32) | l == xi * m  # Python integers: exact
+
+
 def test_normals_are_standard_normal_and_uncorrelated():
-    z = normals(key=123, index=torch.arange(300_000), count=12)  # (300000, 12)
+    z = normals((123, 0), index=torch.arange(300_000), count=12)  # (300000, 12)
     assert z.mean().abs().item() < 4 / (z.numel() ** 0.5)
     assert z.std().item() == pytest.approx(1.0, abs=0.005)
     assert (z.abs() > 3).float().mean().item() == pytest.approx(0.0027, abs=0.0004)  # normal tails
@@ -22,11 +62,43 @@ def test_normals_are_standard_normal_and_uncorrelated():
 
 def test_normals_are_a_pure_function_of_key_and_index():
     index = torch.tensor([0, 5, 2**40 + 3, 10**12])  # far beyond 2³²
-    z = normals(7, index, 5)
-    assert torch.equal(normals(7, index.flip(0), 5).flip(0), z)  # batch order and company do not matter
-    assert torch.equal(normals(7, index[2:3], 5), z[2:3])
-    assert not torch.equal(normals(8, index, 5), z)  # another key, other numbers
+    z = normals((7, 1), index, 5)
+    assert torch.equal(normals((7, 1), index.flip(0), 5).flip(0), z)  # batch order and company do not matter
+    assert torch.equal(normals((7, 1), index[2:3], 5), z[2:3])
+    assert torch.equal(normals((7, 1), index, 9)[:, :5], z)  # the width does not change the first numbers
+    assert not torch.equal(normals((8, 1), index, 5), z)  # another key, other numbers
     assert not torch.equal(z[0], z[1])
+
+
+def distinct_rows(*streams: torch.Tensor) -> int:
+    return len(torch.unique(torch.cat(streams), dim=0))
+
+
+def test_held_out_examples_are_never_training_examples():
+    # Seed 33749: under the old key-XOR hash, held-out example j was training example j ^ 21514, so all of
+    # the first 2¹⁶ held-out examples were among the first 2¹⁶ training ones (seed 0 leaked at 10⁹).
+    index = torch.arange(2**16)
+    for seed in (0, 33749):
+        train = normals(stream_key(seed, TRAIN_STREAM), index, 3)
+        held_out = normals(stream_key(seed, VAL_STREAM), index, 3)
+        assert distinct_rows(train, held_out) == 2 * len(index)
+
+
+def test_other_seeds_train_on_other_examples():
+    # Seeds 0 and 21701: under the old hash, one's training stream was the other's with indices XOR-shifted.
+    index = torch.arange(2**16)
+    first, second = (normals(stream_key(seed, TRAIN_STREAM), index, 3) for seed in (0, 21701))
+    assert distinct_rows(first, second) == 2 * len(index)
+
+
+def test_streams_of_different_keys_are_independent():
+    index = torch.arange(200_000)
+    pairs = [(stream_key(0, TRAIN_STREAM), stream_key(0, VAL_STREAM)), ((5, 0), (5, 1)), ((5, 0), (6, 0))]
+    for a, b in pairs:
+        x, y = normals(a, index, 1).reshape(-1), normals(b, index, 1).reshape(-1)
+        assert torch.corrcoef(torch.stack([x, y]))[0, 1].abs().item() < 4.5 / len(index) ** 0.5
+        # nor shifted: example i of one against example i + 1 of the other
+        assert torch.corrcoef(torch.stack([x[1:], y[:-1]]))[0, 1].abs().item() < 4.5 / len(index) ** 0.5
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 16, 17, 100, 1000, 1023, 1024, 1025, 65537])
@@ -61,16 +133,23 @@ def test_feistel_on_a_billion_maps_distinct_positions_to_distinct_indices():
 
 
 @pytest.mark.parametrize(("world_size", "batch_size"), [(1, 7), (2, 5), (3, 4)])
-def test_streaming_sampler_every_index_once_per_epoch_across_ranks(world_size, batch_size):
+def test_streaming_sampler_is_the_feistel_order_across_chunk_edges_and_ranks(monkeypatch, world_size, batch_size):
+    # 64 examples of lookahead: the 1000-example epoch crosses many chunk edges, mid-batch too
+    monkeypatch.setattr(StreamingSampler, "LOOKAHEAD_EXAMPLES", 64)
     n = 1000
     samplers = [StreamingSampler(n, batch_size, seed=2, num_replicas=world_size, rank=r) for r in range(world_size)]
     for epoch in (0, 1):
         for sampler in samplers:
             sampler.set_epoch(epoch)
         batches = [list(s) for s in samplers]
-        assert len({len(b) for b in batches}) == 1  # the same number of steps on every rank
+        assert all(len(b) == len(samplers[0]) for b in batches)  # the same number of steps on every rank
+        key = derive_seed(2, epoch)
+        for sampler, rank_batches in zip(samplers, batches, strict=True):
+            for step, batch in enumerate(rank_batches):
+                lo, hi = sampler.bounds(step)
+                assert torch.equal(batch, feistel(key, torch.arange(lo, hi), n))  # this global batch's part
         seen = torch.cat([batch for rank_batches in batches for batch in rank_batches])
-        assert torch.equal(seen.sort().values, torch.arange(n))
+        assert torch.equal(seen.sort().values, torch.arange(n))  # every index once per epoch
 
 
 def test_a_billion_examples_train_and_the_same_seed_repeats(tmp_path, capsys):
