@@ -4,6 +4,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 
@@ -19,4 +21,6 @@ def test_benchmark_prints_a_row_per_path_with_ratios_to_the_books_loop():
     rows = {m[0]: m for m in re.findall(r"^\s+book\s+(\S+)\s+(\d+)\s+([\d.]+)\s+(\d+)\s+([\d.]+)", out, re.M)}
     assert rows.keys() == {"book", "trainer"}  # the book's loop always runs: the ratios need it
     assert rows["book"][1] == rows["trainer"][1] == "300"  # 3 epochs of 100 steps on both paths
-    assert float(rows["book"][4]) == 1.0 and float(rows["trainer"][4]) > 0
+    book_us, trainer_us = float(rows["book"][2]), float(rows["trainer"][2])
+    assert float(rows["book"][4]) == 1.0
+    assert float(rows["trainer"][4]) == pytest.approx(trainer_us / book_us, abs=0.006)  # printed to 2 decimals

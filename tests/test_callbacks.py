@@ -1,6 +1,7 @@
 """BookReport and ProgressBar: what reaches the loggers and the terminal, and that the bar moves."""
 
 import math
+import re
 
 import lightning as L
 import pytest
@@ -43,11 +44,18 @@ def test_parameter_trajectories_thin_out_with_many_features_but_errors_do_not(ma
 
 
 def test_book_report_prints_the_books_lines(make_trainer, capsys):
-    trainer = make_trainer(max_epochs=2, callbacks=[BookReport()])
+    logger = RecordingLogger()
+    trainer = make_trainer(max_epochs=2, logger=logger, callbacks=[BookReport()])
     trainer.fit(LinearRegressionScratch(), datamodule=SyntheticRegressionDataModule(num_examples=200, num_val=100))
-    lines = capsys.readouterr().out.splitlines()
-    assert [line.split(",")[0] for line in lines if line.startswith("epoch")] == ["epoch 1", "epoch 2"]
-    assert all(", val loss " in line for line in lines if line.startswith("epoch"))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
+    printed = [re.fullmatch(r"epoch (\d), loss (\d+\.\d{6}), val loss (\d+\.\d{6})", line).groups() for line in lines]
+    assert [epoch for epoch, _, _ in printed] == ["1", "2"]
+    # each line's numbers are that epoch's logged metrics, to the 6 decimals printed
+    for (_, loss, val_loss), (_, train_logged), (_, val_logged) in zip(
+        printed, logger.values("train/epoch_loss"), logger.values("val/loss"), strict=True
+    ):
+        assert float(loss) == pytest.approx(train_logged, abs=5e-7)
+        assert float(val_loss) == pytest.approx(val_logged, abs=5e-7)
 
 
 def test_step_checkpoint_without_a_model_checkpoint_saves_under_the_root_dir(make_trainer, tmp_path):

@@ -24,9 +24,11 @@ def test_train_loader_batches(batch_size):
     for X, y in batches:
         assert X.shape == (len(X), 2) and y.shape == (len(X), 1)
         assert X.dtype == y.dtype == torch.float32
-    # every training example exactly once per epoch: the batches hold the rows of X, reordered
-    seen = torch.cat([X for X, _ in batches])
-    assert torch.equal(seen[seen[:, 0].argsort()], dm.train_set.tensors[0][dm.train_set.tensors[0][:, 0].argsort()])
+    # every training example exactly once per epoch, with its own label: the batches hold the rows of
+    # [X, y], reordered (sorted by the first feature on both sides to compare them)
+    seen = torch.cat([torch.cat([X, y], dim=1) for X, y in batches])
+    stored = torch.cat(dm.train_set.tensors, dim=1)
+    assert torch.equal(seen[seen[:, 0].argsort()], stored[stored[:, 0].argsort()])
 
 
 def test_split_sizes_and_evaluation_loaders():

@@ -6,6 +6,7 @@ import torch
 
 from linreg.data import SyntheticRegressionDataModule
 from linreg.model import LinearRegressionScratch
+from tests.conftest import StepRecorder
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
@@ -39,9 +40,21 @@ def test_the_data_moves_to_the_gpu_once_and_batches_are_gathered_there(make_trai
     assert next(iter(sampler)).device.type == "cuda"  # the index batches too: no host-to-device copy per step
 
 
-def test_same_seed_gives_the_same_data_and_order_on_cpu_and_gpu(make_trainer):
-    cpu, gpu = SyntheticRegressionDataModule(seed=3), SyntheticRegressionDataModule(seed=3)
+def test_same_seed_gives_the_same_data_and_batches_on_cpu_and_gpu(make_trainer):
+    # the batches a GPU fit trains on, gathered on the GPU, against the CPU DataModule's for the same seed
+    cpu = SyntheticRegressionDataModule(seed=3, num_examples=100, num_val=0)
     cpu.setup("fit")
-    make_trainer(accelerator="gpu", devices=1, max_steps=1).fit(LinearRegressionScratch(), datamodule=gpu)
-    assert torch.equal(cpu.train_set.tensors[0], gpu.train_set.tensors[0].cpu())
-    assert torch.equal(cpu.train_sampler().permutation(), gpu.train_sampler().permutation().cpu())
+    recorder = StepRecorder()
+    gpu = SyntheticRegressionDataModule(seed=3, num_examples=100, num_val=0)
+    make_trainer(accelerator="gpu", devices=1, max_epochs=2, limit_val_batches=0, callbacks=[recorder]).fit(
+        LinearRegressionScratch(), datamodule=gpu
+    )
+    expected = []
+    for epoch in range(2):
+        loader = cpu.train_dataloader()
+        loader.sampler.set_epoch(epoch)
+        expected += list(loader)
+    assert len(recorder.steps) == len(expected) == 20
+    for step, (X, y) in zip(recorder.steps, expected, strict=True):
+        assert step["X"].device.type == "cuda"
+        assert torch.equal(step["X"].cpu(), X) and torch.equal(step["y"].cpu(), y)

@@ -129,7 +129,7 @@ def test_divergence_stops_the_run_and_says_which_lr(tmp_path, capsys):
     out = in_process(capsys, "--logdir", str(tmp_path), "--lr", "50")
     assert out.returncode == 1
     last = out.stderr.strip().splitlines()[-1]
-    assert "inf or nan" in last and "--lr 50" in last and "--lr 5" in last  # names the lr, suggests a smaller one
+    assert "inf or nan" in last and "with --lr 50:" in last and "e.g. --lr 5." in last  # the lr, and a tenth of it
     summary = json.loads((tmp_path / "version_0" / "summary.json").read_text())
     assert summary["status"].startswith("diverged") and summary["w"] is None and summary["b"] is None
     assert summary["global_step"] < 300  # stopped early

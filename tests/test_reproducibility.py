@@ -59,8 +59,13 @@ def test_excess_loss_is_logged_never_negative_and_is_the_gap_to_the_closed_form(
     run_dir = train.main(["--logdir", str(tmp_path), "--precision", "64-true"])
     summary = json.loads((run_dir / "summary.json").read_text())
     logged = scalars(run_dir)
-    reference = summary["closed_form"]["train_loss"]
-    assert [v for _, v in logged["reference/closed_form_loss"]] == pytest.approx([reference] * 3)
+    # the optimum's loss by hand: least squares (QR) on the same float64 data, not the project's solver
+    X, y, _, _ = SyntheticRegressionDataModule(seed=0).make_data(torch.float64)
+    X1 = torch.cat([X, torch.ones(len(X), 1, dtype=torch.float64)], dim=1)  # [X, 1]
+    beta = torch.linalg.lstsq(X1, y).solution
+    reference = float(((X1 @ beta - y) ** 2 / 2).mean())
+    assert summary["closed_form"]["train_loss"] == pytest.approx(reference, rel=1e-12)
+    assert [v for _, v in logged["reference/closed_form_loss"]] == pytest.approx([reference] * 3, rel=1e-6)
     excess = [v for _, v in logged["train/excess_loss"]]
     assert len(excess) == 3 and min(excess) >= 0
     for (_, gap), (_, loss) in zip(logged["train/excess_loss"], logged["train/epoch_loss"], strict=True):

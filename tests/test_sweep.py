@@ -54,7 +54,9 @@ def test_on_off_flags_and_bad_params(tmp_path, capsys):
 def test_sort_by_label_and_no_shuffle():
     dm = SyntheticRegressionDataModule(num_examples=50, num_val=0, batch_size=10, sort_by_label=True, shuffle=False)
     dm.setup("fit")
-    y = dm.train_set.tensors[1]
+    X, y = dm.train_set.tensors
     assert torch.all(y[1:] >= y[:-1])  # stored sorted by label
+    residual = y.reshape(-1) - (X @ torch.tensor([2.0, -3.4]) + 4.2)  # each row still with its own label
+    assert residual.abs().max().item() < 5 * 0.01
     batches = list(dm.train_dataloader())
     assert torch.equal(torch.cat([b[1] for b in batches]), y)  # and read in that order, every epoch
