@@ -153,17 +153,15 @@ class StepCheckpoint(L.Callback):
         self.dirpath = dirpath
         self.saved_step: int | None = None
 
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if self.dirpath is None:  # on every rank: trainer.log_dir is a collective under DDP
-            checkpoint = trainer.checkpoint_callback
-            self.dirpath = (
-                checkpoint.dirpath if checkpoint else Path(trainer.log_dir or trainer.default_root_dir) / "checkpoints"
-            )
-
     def save(self, trainer: L.Trainer) -> None:
         # once per step: Lightning also calls on_train_epoch_end when max_steps stops an epoch midway
         if trainer.global_step % self.every_n_steps == 0 and trainer.global_step != self.saved_step:
             self.saved_step = trainer.global_step
+            if self.dirpath is None:  # here, not in setup: ModelCheckpoint sets its dirpath in its own setup,
+                # which can run after this callback's. Every rank gets here at the same step (log_dir broadcasts).
+                checkpoint = trainer.checkpoint_callback
+                root = Path(trainer.log_dir or trainer.default_root_dir)
+                self.dirpath = checkpoint.dirpath if checkpoint else root / "checkpoints"
             trainer.save_checkpoint(Path(self.dirpath) / "last-step.ckpt")
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int):
