@@ -25,6 +25,7 @@ Xᵀ(y_hat - y) (1), the epoch-end evaluation reads X (1).
 
 import argparse
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -162,10 +163,17 @@ def copy_bandwidth(device: torch.device, num_bytes: int = 2**30) -> float:
 def worker(args: argparse.Namespace) -> None:
     device = torch.device("cuda" if args.accelerator == "gpu" else "cpu")
     with tempfile.TemporaryDirectory() as logdir:
-        if args.path.startswith("trainer"):
-            result = trainer_path(args.workload, args.accelerator, logdir, args.path.removeprefix("trainer")[1:])
-        else:
-            result = book_loop(args.workload, device, tensor_order=args.path == "book-tensor")
+        # Everything a run writes goes into the temporary folder, also what a Trainer without a logger puts
+        # into the working directory (ModelCheckpoint's checkpoints/): the user's folder gets nothing.
+        cwd = os.getcwd()
+        os.chdir(logdir)
+        try:
+            if args.path.startswith("trainer"):
+                result = trainer_path(args.workload, args.accelerator, logdir, args.path.removeprefix("trainer")[1:])
+            else:
+                result = book_loop(args.workload, device, tensor_order=args.path == "book-tensor")
+        finally:
+            os.chdir(cwd)
     result["peak_rss_mb"] = peak_rss_mb()
     if device.type == "cuda":
         result["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
