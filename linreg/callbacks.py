@@ -7,8 +7,11 @@
   - the parameters' trajectories `params/w_0`, `params/w_1`, ..., `params/b` and, with a known truth,
     `params/w_error` (‖w - w_true‖) and `params/b_error` (|b - b_true|); at the end of fit, a figure of
     them drawn from the run's own event file (`params/trajectories`, the IMAGES tab).
-- `ProgressBar`: Lightning's tqdm bar, redrawn at most every 0.1 s rather than after every step.
-- `StepCheckpoint`: `last-step.ckpt` after every N-th step, resumable exactly in the middle of an epoch.
+- `ProgressBar`: Lightning's tqdm bar counting SGD updates, redrawn at most every 0.1 s.
+- `StepCheckpoint`: `last-step.ckpt` after every N-th update, resumable exactly in the middle of an epoch.
+
+Lightning calls callbacks once per batch, and a batch here is a block of K updates (steps per execution):
+what must happen per update is in `on_train_update_end`, which the module calls after each one.
 
 One callback rather than three on purpose: Lightning calls every hook of every callback at every step,
 about 2 µs each, and at batch 10 the book's whole step takes 70 µs.
@@ -25,6 +28,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from linreg.closed_form import ClosedForm, closed_form, excess_loss
+from linreg.sampler import Blocks
 
 SCALARS_PER_WRITE = 16  # params/* written per log_every_n_steps, on average: a scalar costs ~30 µs to write
 
@@ -82,14 +86,20 @@ class BookReport(L.Callback):
     @rank_zero_only
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         line = losses_line(trainer.callback_metrics)
-        if line:  # empty when the evaluation was skipped this epoch (check_val_every_n_epoch)
+        if not line:  # empty when the evaluation was skipped this epoch (check_val_every_n_epoch)
+            return
+        blocks = getattr(trainer.train_dataloader, "sampler", None)
+        if isinstance(blocks, Blocks) and blocks.position()[0] < blocks.steps:
+            # --max-steps stopped the epoch's last block early: Lightning ends the epoch, the book's does not
+            echo(trainer, f"step {trainer.global_step}, {line}")
+        else:
             echo(trainer, f"epoch {trainer.current_epoch + 1}, {line}")
 
     # -- the parameters' trajectories ----------------------------------------------------------------------
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.log_parameters(trainer, pl_module, coordinates=True)  # the starting point, at step 0
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+    def on_train_update_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         every = max(trainer.log_every_n_steps, 1)
         if trainer.global_step % every == 0:
             every_coordinates = every * math.ceil((pl_module.w.numel() + 1) / SCALARS_PER_WRITE)
@@ -139,42 +149,36 @@ class BookReport(L.Callback):
 
 
 class StepCheckpoint(L.Callback):
-    """Saves `last-step.ckpt` after every `every_n_steps`-th SGD step: resumable mid-epoch.
+    """Saves `last-step.ckpt` after every `every_n_steps`-th SGD update: resumable mid-epoch, mid-block too.
 
     Into `dirpath`; by default the ModelCheckpoint's folder, or `<log_dir>/checkpoints` without one.
-    Inside the step, except in the last step of an epoch: Lightning 2.6 restores a checkpoint taken there
-    as the next epoch with all its batches done, and skips that epoch. There it saves at the epoch's end
-    instead, the hook Lightning restores from as intended. A file of its own: ModelCheckpoint's
-    `last.ckpt`, written when fit ends, records an epoch stopped by max_steps as finished.
+    Always from inside the training step (`on_train_update_end`, which the module calls after each update),
+    the last step of an epoch too: Lightning restores a checkpoint taken there as "this block still to
+    run", and the sampler's saved position gives it the block's remaining minibatches, possibly none.
+    (Saved after the block instead, at an epoch's last step, Lightning 2.6 restores it as the next epoch
+    with all its batches done, and skips that epoch.) A file of its own: ModelCheckpoint's `last.ckpt`,
+    written when fit ends, records an epoch stopped by max_steps as finished.
     """
 
     def __init__(self, every_n_steps: int, dirpath: str | Path | None = None) -> None:
         self.every_n_steps = every_n_steps
         self.dirpath = dirpath
-        self.saved_step: int | None = None
 
-    def save(self, trainer: L.Trainer) -> None:
-        # once per step: Lightning also calls on_train_epoch_end when max_steps stops an epoch midway
-        if trainer.global_step % self.every_n_steps == 0 and trainer.global_step != self.saved_step:
-            self.saved_step = trainer.global_step
-            if self.dirpath is None:  # here, not in setup: ModelCheckpoint sets its dirpath in its own setup,
-                # which can run after this callback's. Every rank gets here at the same step (log_dir broadcasts).
-                checkpoint = trainer.checkpoint_callback
-                root = Path(trainer.log_dir or trainer.default_root_dir)
-                self.dirpath = checkpoint.dirpath if checkpoint else root / "checkpoints"
-            trainer.save_checkpoint(Path(self.dirpath) / "last-step.ckpt")
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int):
-        if batch_idx + 1 < trainer.num_training_batches:  # not an epoch's last step: see the docstring
-            self.save(trainer)
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.save(trainer)
+    def on_train_update_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_step % self.every_n_steps != 0:
+            return
+        if self.dirpath is None:  # here, not in setup: ModelCheckpoint sets its dirpath in its own setup,
+            # which can run after this callback's. Every rank gets here at the same step (log_dir broadcasts).
+            checkpoint = trainer.checkpoint_callback
+            root = Path(trainer.log_dir or trainer.default_root_dir)
+            self.dirpath = checkpoint.dirpath if checkpoint else root / "checkpoints"
+        trainer.save_checkpoint(Path(self.dirpath) / "last-step.ckpt")
 
 
 class ProgressBar(TQDMProgressBar):
-    """Lightning's tqdm bar, redrawn at most every `min_interval` seconds and at the end of each epoch,
-    showing the module's last written `train/loss`.
+    """Lightning's tqdm bar counting SGD updates (not Lightning's batches, which carry several: steps per
+    execution), redrawn at most every `min_interval` seconds and at the end of each epoch, showing the
+    module's last written `train/loss`; tqdm's rate is then updates per second.
 
     A redraw costs ~0.4 ms, four times the book's whole SGD step at batch 10: drawing after every step
     would make the bar the slowest part of training. Ten redraws a second still look continuous.
@@ -183,7 +187,16 @@ class ProgressBar(TQDMProgressBar):
     def __init__(self, min_interval: float = 0.1) -> None:
         super().__init__(refresh_rate=1)
         self.min_interval = min_interval
-        self.last_draw = -math.inf  # the first batch is drawn at once
+        self.last_draw = -math.inf  # the first update is drawn at once
+
+    def blocks(self) -> Blocks | None:
+        sampler = getattr(self.trainer.train_dataloader, "sampler", None)
+        return sampler if isinstance(sampler, Blocks) else None
+
+    @property
+    def total_train_batches(self) -> int | float:
+        blocks = self.blocks()
+        return super().total_train_batches if blocks is None else blocks.steps
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
         metrics = super().get_metrics(trainer, pl_module)
@@ -191,8 +204,17 @@ class ProgressBar(TQDMProgressBar):
             metrics["train/loss"] = f"{pl_module.train_loss:.3g}"
         return metrics
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int):
+    def on_train_update_end(self, trainer: L.Trainer, pl_module: L.LightningModule, force: bool = False) -> None:
+        done = self.blocks().position()[0]  # updates of this epoch, those before a resume too
         now = time.monotonic()
-        if now - self.last_draw >= self.min_interval or batch_idx + 1 == self.total_train_batches:
+        if force or now - self.last_draw >= self.min_interval or done == self.total_train_batches:
             self.last_draw = now
-            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+            super().on_train_batch_end(trainer, pl_module, None, None, done - 1)  # draws n = done
+
+    def on_train_batch_end(self, *args) -> None:
+        pass  # a block's end: its updates were drawn as they happened
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.blocks() is not None:  # where a stop (--max-steps, divergence) left the epoch, before closing
+            self.on_train_update_end(trainer, pl_module, force=True)
+        super().on_train_end(trainer, pl_module)

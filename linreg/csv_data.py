@@ -114,6 +114,7 @@ class CSVRegressionDataModule(InMemoryRegressionDataModule):
         seed: int = 0,
         eval_batch_size: int = 65536,
         shuffle: bool = True,
+        steps_per_execution: int = 1,
     ) -> None:
         super().__init__()
         header = read_header(path)

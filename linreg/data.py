@@ -23,14 +23,35 @@ from collections.abc import Sequence
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from linreg.functions import synthetic_data
-from linreg.sampler import MinibatchSampler, derive_seed
+from linreg.sampler import Blocks, MinibatchSampler, derive_seed
 
 # RNG streams of a seed (see derive_seed): the data and a drawn true w each get their own, apart from
 # the sampler's per-epoch streams, which use the keys 0, 1, 2, ...
 DATA_STREAM, TRUE_W_STREAM = -1, -2
+
+
+def batch_length(batch: torch.Tensor | slice) -> int:
+    return len(batch) if isinstance(batch, torch.Tensor) else batch.stop - batch.start
+
+
+class Gathered(Dataset):
+    """A dataset indexed with a block (a list of index batches, see `Blocks`): the block's minibatches
+    gathered in one indexing op, as (X, y, lengths); `X.split(lengths)` gives them back."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __getitem__(self, block: list) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        lengths = [batch_length(batch) for batch in block]
+        if not block or isinstance(block[0], slice):  # in order: consecutive slices make one slice, a view
+            index = slice(block[0].start, block[-1].stop) if block else slice(0, 0)
+        else:
+            index = torch.cat(block)  # (sum of lengths,)
+        X, y = self.dataset[index]  # (sum of lengths, num_inputs), (sum of lengths, 1)
+        return X, y, lengths
 
 
 class InMemoryRegressionDataModule(L.LightningDataModule):
@@ -50,7 +71,7 @@ class InMemoryRegressionDataModule(L.LightningDataModule):
         super().__init__()
         self.train_set: TensorDataset | None = None
         self.val_set: TensorDataset | None = None
-        self.sampler: MinibatchSampler | None = None  # the training sampler in use
+        self.sampler: Blocks | None = None  # the training sampler in use
         self.sampler_state: dict | None = None  # its position, from a checkpoint being resumed
 
     def make_data(self, dtype: torch.dtype):
@@ -107,24 +128,30 @@ class InMemoryRegressionDataModule(L.LightningDataModule):
             rank=rank,
         )
 
-    def resumed(self, sampler: MinibatchSampler) -> MinibatchSampler:
-        """Resuming: the sampler continues from its position saved in the checkpoint (`state_dict`).
+    def blocks(self, sampler: MinibatchSampler) -> Blocks:
+        """The training sampler's minibatches, `steps_per_execution` at a time, continuing from the position
+        saved in the checkpoint when resuming (see `Blocks`).
 
         The order itself is a function of (seed, epoch) alone: no RNG state to restore. Lightning keeps
-        its own count of the epoch's batches and ends the epoch when it reaches len(sampler), so the two
-        counts must agree. When the checkpoint ended an epoch (or a --max-steps run, which Lightning
-        records as a finished epoch), the next epoch starts from its first batch, and Lightning's count
-        from 0: Lightning 2.6 carries the old count over when max_steps is set, and would end the next
-        epoch early.
+        its own count of the epoch's blocks and ends the epoch when it reaches len(blocks), so the two
+        counts must agree. When Lightning resumes in a later epoch than the checkpoint's (it ended an
+        epoch, or a --max-steps run, which Lightning records as a finished epoch), that epoch starts from
+        its first block, and Lightning's count from 0: Lightning 2.6 carries the old count over when
+        max_steps is set, and would end the epoch early.
         """
+        progress = self.progress if self.trainer is not None else None
+        blocks = Blocks(sampler, self.hparams.get("steps_per_execution", 1), progress)
         if self.sampler_state is None:
-            return sampler
-        sampler.load_state_dict(self.sampler_state)
-        epoch, done = self.sampler_state["epoch"], self.sampler_state["batches_done"]
-        self.sampler_state = None
-        if self.trainer is not None and not (epoch == self.trainer.current_epoch and done < len(sampler)):
+            return blocks
+        state, self.sampler_state = self.sampler_state, None
+        blocks.load_state_dict(state)
+        if self.trainer is not None and state["epoch"] != self.trainer.current_epoch:
             self.trainer.fit_loop.epoch_loop.batch_progress.reset_on_run()
-        return sampler
+        return blocks
+
+    def progress(self) -> tuple[int, int]:
+        """(SGD updates done, blocks of this epoch done), as Lightning counts them."""
+        return self.trainer.global_step, self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def state_dict(self) -> dict:
         """Saved in every checkpoint: the training sampler's position."""
@@ -134,10 +161,10 @@ class InMemoryRegressionDataModule(L.LightningDataModule):
         self.sampler_state = state.get("sampler")
 
     def train_dataloader(self) -> DataLoader:
-        # batch_size=None: the sampler's index batch goes straight to TensorDataset.__getitem__,
-        # which gathers X[indices], y[indices] in one indexing op (no per-example collate).
-        self.sampler = self.resumed(self.train_sampler())
-        return DataLoader(self.train_set, sampler=self.sampler, batch_size=None)
+        # batch_size=None: the block of index batches goes straight to Gathered.__getitem__, which gathers
+        # the K minibatches in one indexing op (no per-example collate).
+        self.sampler = self.blocks(self.train_sampler())
+        return DataLoader(Gathered(self.train_set), sampler=self.sampler, batch_size=None)
 
     @property
     def num_held_out(self) -> int:
@@ -173,6 +200,7 @@ class SyntheticRegressionDataModule(InMemoryRegressionDataModule):
     size from `seed`. `eval_batch_size` is the chunk size for the in-order evaluation loaders.
     `shuffle=False` trains on the stored order every epoch; `sort_by_label=True` stores the training set
     sorted by y, an order built to hurt SGD without reshuffling (the book's exercise).
+    `steps_per_execution` K: each training batch carries K consecutive minibatches (see `Blocks`).
     """
 
     def __init__(
@@ -188,6 +216,7 @@ class SyntheticRegressionDataModule(InMemoryRegressionDataModule):
         eval_batch_size: int = 65536,
         shuffle: bool = True,
         sort_by_label: bool = False,
+        steps_per_execution: int = 1,
     ) -> None:
         super().__init__()
         if true_w is None:

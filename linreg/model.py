@@ -3,8 +3,10 @@
     model = LinearRegressionScratch(num_inputs=2, lr=0.03)
     L.Trainer(max_epochs=3).fit(model, datamodule=SyntheticRegressionDataModule())
 
-Optimization is manual (`automatic_optimization = False`): `training_step` is the body of the book's
-loop, `l = squared_loss(linreg(X, w, b), y); l.sum().backward(); sgd([w, b], lr, batch_size)`.
+Optimization is manual (`automatic_optimization = False`): `sgd_step` is the body of the book's loop,
+`l = squared_loss(linreg(X, w, b), y); l.sum().backward(); sgd([w, b], lr, batch_size)`, and
+`training_step` runs it on each minibatch of a block (steps per execution: one Lightning batch carries
+K minibatches, so Lightning's per-batch cost is paid once per K updates; K = 1 is one update a batch).
 
 The update goes through `BookSGD`, a torch Optimizer whose `step` is exactly the book's `sgd` call. It
 adds no arithmetic; it exists so that Lightning sees an optimizer step: `trainer.global_step` counts
@@ -67,6 +69,7 @@ class LinearRegressionScratch(L.LightningModule):
         self.register_buffer("loss_sum", torch.zeros(()), persistent=False)
         self.register_buffer("loss_count", torch.zeros(()), persistent=False)
         self.train_loss: float | None = None  # the last value written, shown by the progress bar
+        self.update_callbacks: list[L.Callback] = []  # those with on_train_update_end, set when training starts
         self.diverged_at_step: int | None = None  # set when the loss turns inf or nan: training stops
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
@@ -75,8 +78,18 @@ class LinearRegressionScratch(L.LightningModule):
     def configure_optimizers(self) -> BookSGD:
         return BookSGD([self.w, self.b], lr=self.hparams.lr)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        X, y = batch  # (batch_size, num_inputs), (batch_size, 1)
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor, list[int]], batch_idx: int) -> None:
+        """One Lightning batch is a block of minibatches (steps per execution, see linreg.sampler.Blocks):
+        the book's loop body runs on each in turn, so Lightning's per-batch cost is paid once per block."""
+        X_block, y_block, lengths = batch  # (sum of lengths, num_inputs), (sum of lengths, 1), K lengths
+        for X, y in zip(X_block.split(lengths), y_block.split(lengths), strict=True):
+            if self.trainer.should_stop or 0 <= self.trainer.max_steps <= self.global_step:
+                break  # diverged, or --max-steps reached in the middle of the block: exactly as with K = 1
+            self.sgd_step(X, y)
+            self.after_update()
+
+    def sgd_step(self, X: torch.Tensor, y: torch.Tensor) -> None:
+        """The body of the book's loop on one minibatch: X (batch_size, num_inputs), y (batch_size, 1)."""
         l = squared_loss(linreg(X, self.w, self.b), y)  # (batch_size, 1): the minibatch loss of X and y
         self.manual_backward(l.sum())  # l is not a scalar: sum it, as the book does, then backprop
         # sgd([w, b], lr, len(X)). The book passes the nominal batch_size; dividing by the actual length
@@ -84,8 +97,18 @@ class LinearRegressionScratch(L.LightningModule):
         self.optimizers().step(batch_size=self.divisor(len(X)))
         self.loss_sum.add_(l.detach().sum())  # in place: `+=` on a module attribute goes through __setattr__
         self.loss_count.add_(len(X))
+
+    def on_train_start(self) -> None:
+        # Lightning calls its callbacks once per batch, K updates here: those that act per SGD update
+        # (trajectories, step checkpoints, the progress bar) implement on_train_update_end instead.
+        self.update_callbacks = [c for c in self.trainer.callbacks if hasattr(c, "on_train_update_end")]
+
+    def after_update(self) -> None:
+        """After every SGD update, whatever the block size: train/loss and the per-update callbacks."""
         if self.global_step % self.trainer.log_every_n_steps == 0:
             self.write_train_loss()
+        for callback in self.update_callbacks:
+            callback.on_train_update_end(self.trainer, self)
 
     def divisor(self, batch_length: int) -> int | torch.Tensor:
         """The batch length sgd divides by: len(X) on one device; under DDP, the global batch's length / R.

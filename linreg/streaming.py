@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from linreg.data import SyntheticRegressionDataModule
+from linreg.data import Gathered, SyntheticRegressionDataModule
 from linreg.sampler import MinibatchSampler, derive_seed
 
 MASK32 = 0xFFFFFFFF
@@ -159,7 +159,9 @@ class SyntheticStream(Dataset):
         self.key, self.true_b, self.noise, self.dtype = key, true_b, noise, dtype
         self.true_w = true_w.to(device, dtype)  # (num_inputs,), on the device once: no copy per batch
 
-    def __getitem__(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(index, slice):  # examples in order
+            index = torch.arange(index.start, index.stop, device=self.true_w.device)
         z = normals(self.key, index, len(self.true_w) + 1, self.dtype)  # (batch, num_inputs + 1)
         X = z[:, :-1].contiguous()  # (batch, num_inputs); contiguous for the matmuls of the step
         y = X @ self.true_w + self.true_b + self.noise * z[:, -1]  # (batch,)
@@ -195,8 +197,8 @@ class StreamingRegressionDataModule(SyntheticRegressionDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        self.sampler = self.resumed(self.train_sampler())
-        return DataLoader(self.train_stream, sampler=self.sampler, batch_size=None)
+        self.sampler = self.blocks(self.train_sampler())
+        return DataLoader(Gathered(self.train_stream), sampler=self.sampler, batch_size=None)
 
     @property
     def num_held_out(self) -> int:
@@ -205,14 +207,14 @@ class StreamingRegressionDataModule(SyntheticRegressionDataModule):
     def val_dataloader(self) -> list[DataLoader]:
         lo, hi = self.shard(self.hparams.num_val)  # this rank's shard of the held-out stream
         sampler = self.in_order_sampler(hi - lo)
-        return [DataLoader(Shifted(self.val_stream, lo, self.root_device()), sampler=sampler, batch_size=None)]
+        return [DataLoader(Shifted(self.val_stream, lo), sampler=sampler, batch_size=None)]
 
 
 class Shifted(Dataset):
     """A stream read in order from example `start` on, with slices (the evaluation's chunks)."""
 
-    def __init__(self, stream: SyntheticStream, start: int, device: torch.device) -> None:
-        self.stream, self.start, self.device = stream, start, device
+    def __init__(self, stream: SyntheticStream, start: int) -> None:
+        self.stream, self.start = stream, start
 
     def __getitem__(self, chunk: slice) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.stream[torch.arange(self.start + chunk.start, self.start + chunk.stop, device=self.device)]
+        return self.stream[slice(self.start + chunk.start, self.start + chunk.stop)]

@@ -50,7 +50,7 @@ def run_summary(
         "train_loss": metric("train/epoch_loss"),
         "val_loss": metric("val/loss"),
         # Completed epochs, fractional when --max-steps stops mid-epoch (1.5 = one and a half epochs).
-        "epochs": trainer.global_step / trainer.num_training_batches,
+        "epochs": trainer.global_step / datamodule.sampler.steps,  # SGD updates per epoch
         "global_step": trainer.global_step,
         "fit_seconds": fit_seconds,
         "device": str(trainer.strategy.root_device),

@@ -9,7 +9,9 @@ Paths, each run in a fresh process so that its peak memory is its own:
   batch's indices), printing the whole-set loss after each epoch;
 - `book-tensor`: the same loop with a `torch.randperm` permutation sliced per batch;
 - `trainer`: `scripts/train.py`'s own Trainer with its default settings (progress bar, TensorBoard,
-  checkpoint, closed form), built by `train.build`;
+  checkpoint, closed form, --steps-per-execution auto), built by `train.build`;
+- `trainer-k1`: the same at one SGD update per Lightning batch (`--steps-per-execution 1`): what steps
+  per execution save;
 - `trainer-bare`: the same Trainer and module without any callback or logger: Lightning's own floor;
 - `trainer-no-bar`, `trainer-no-ckpt`, `trainer-no-report`, `trainer-no-logger` (on request): the
   default Trainer less one piece, so that the difference to `trainer` is what that piece costs.
@@ -46,7 +48,7 @@ WORKLOADS = {
     "stream-1e9": (10**9, 100, 1000, 1, False),  # --streaming, 3000 steps: the Trainer path alone
 }
 STREAMING = {"stream-1e9": ["--streaming", "--max-steps", "3000"]}
-PATHS = ("book", "book-tensor", "trainer", "trainer-bare")
+PATHS = ("book", "book-tensor", "trainer", "trainer-k1", "trainer-bare")
 # The CLI's Trainer less one piece, to see what each costs per step (--paths trainer-no-bar ...).
 ABLATIONS = {"no-bar": "ProgressBar", "no-ckpt": "ModelCheckpoint", "no-report": "BookReport", "no-logger": None}
 ALL_PATHS = PATHS + tuple(f"trainer-{name}" for name in ABLATIONS)
@@ -122,16 +124,19 @@ def trainer_path(workload: str, accelerator: str, logdir: str, without: str = ""
     argv += STREAMING.get(workload, [])
     times = {}
 
-    def stamp(name: str):  # a module hook as an instance attribute: no extra callback for Lightning to call
-        def hook():
+    def stamp(name: str, hook):  # the module's own hook, timed: no extra callback for Lightning to call
+        def timed():
+            hook()
             sync(model.device)
             times[name] = time.perf_counter()
 
-        return hook
+        return timed
 
+    if without == "k1":  # the default Trainer at one SGD update per Lightning batch
+        argv, without = [*argv, "--steps-per-execution", "1"], ""
     start = time.perf_counter()
     datamodule, model, trainer = train.build(train.build_parser().parse_args(argv))
-    model.on_train_start, model.on_train_end = stamp("start"), stamp("end")
+    model.on_train_start, model.on_train_end = stamp("start", model.on_train_start), stamp("end", model.on_train_end)
     if without:
         names = set(ABLATIONS.values()) - {None} if without == "bare" else {ABLATIONS[without]}
         trainer.callbacks[:] = [c for c in trainer.callbacks if type(c).__name__ not in names]

@@ -29,6 +29,7 @@ from linreg.csv_data import CSVRegressionDataModule, DataError
 from linreg.data import InMemoryRegressionDataModule, SyntheticRegressionDataModule
 from linreg.loggers import TensorBoard
 from linreg.model import LinearRegressionScratch
+from linreg.sampler import ResumeError, auto_steps_per_execution
 from linreg.streaming import StreamingRegressionDataModule
 from linreg.summary import run_summary, write_summary
 
@@ -50,6 +51,11 @@ def finite(text: str) -> float:
     return value
 
 
+def steps_per_execution(text: str) -> int | str:
+    """--steps-per-execution: "auto" or a whole number."""
+    return text if text == "auto" else int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="train.py", description=__doc__.split("\n\n")[0])
     g = p.add_argument_group("hardware (passed to lightning.Trainer)")
@@ -65,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=finite, default=0.03, help="learning rate (default: %(default)s)")
     g.add_argument("--init-std", type=finite, default=0.01, help="w ~ N(0, init_std²) at the start, b = 0 (0.01)")
     g.add_argument("--no-shuffle", action="store_true", help="train on the stored order every epoch")
+    g.add_argument(
+        "--steps-per-execution",
+        type=steps_per_execution,
+        default="auto",
+        metavar="K",
+        help="SGD updates per Lightning batch: the same steps, Lightning's overhead paid once per K "
+        "(default: auto, 16384 // batch size, between 1 and 100)",
+    )
     g = p.add_argument_group("synthetic data: y = X true_w + true_b + N(0, noise²)")
     g.add_argument("--num-examples", type=int, default=1000, help="training examples (default: %(default)s)")
     g.add_argument("--num-val", type=int, help="held-out examples, 0 for none (default: 1000; CSV: --val-fraction)")
@@ -94,6 +108,8 @@ def check(args: argparse.Namespace) -> None:
     """Reject what would fail later, or silently misbehave, with one line naming the flag."""
     positive = {"--batch-size": args.batch_size, "--lr": args.lr, "--num-examples": args.num_examples}
     positive |= {"--log-every-n-steps": args.log_every_n_steps}
+    if args.steps_per_execution != "auto":
+        positive |= {"--steps-per-execution": args.steps_per_execution}
     for flag, value in positive.items():
         if not value > 0:
             raise UsageError(f"{flag} must be positive, got {value}")
@@ -123,6 +139,8 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
     # The sampler's position travels in the checkpoint (InMemoryRegressionDataModule.resumed): it is resumable.
     warnings.filterwarnings("ignore", ".*your dataloader is not resumable.*")
     L.seed_everything(args.seed, verbose=False)  # the initialization of w; data and order have their own
+    K = args.steps_per_execution
+    K = auto_steps_per_execution(args.batch_size) if K == "auto" else K
     if args.data is not None:
         datamodule = CSVRegressionDataModule(
             args.data,
@@ -133,6 +151,7 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
             args.batch_size,
             args.seed,
             shuffle=not args.no_shuffle,
+            steps_per_execution=K,
         )
     else:
         synthetic = dict(
@@ -146,6 +165,7 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
             num_features=args.num_features,
             shuffle=not args.no_shuffle,
             sort_by_label=args.sort_by_label,
+            steps_per_execution=K,
         )
         module = StreamingRegressionDataModule if args.streaming else SyntheticRegressionDataModule
         datamodule = module(**synthetic)
@@ -187,7 +207,7 @@ def main(argv: list[str] | None = None) -> Path:
         check(args)
         checkpoint = read_checkpoint(args.resume) if args.resume is not None else None
         return run(args, checkpoint)
-    except (UsageError, DataError, CheckpointError, MisconfigurationException) as e:
+    except (UsageError, DataError, CheckpointError, ResumeError, MisconfigurationException) as e:
         print(f"train.py: error: {e}", file=sys.stderr)  # bad input: one line, no traceback
         sys.exit(2)
     finally:

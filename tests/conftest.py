@@ -66,15 +66,16 @@ class RecordingLogger(Logger):
 
 
 class StepRecorder(L.Callback):
-    """Records each training batch with the parameters just before and just after its SGD step."""
+    """Records each training batch with the parameters just before and just after it: with one minibatch a
+    batch (steps_per_execution 1, the DataModules' default) that is one SGD step; with K, a block of K."""
 
     def __init__(self):
         self.steps = []
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        X, y = batch
+        X, y, lengths = batch  # the block's minibatches, concatenated: X.split(lengths) gives them back
         w, b = module.w.detach().clone(), module.b.detach().clone()
-        self.steps.append({"X": X.clone(), "y": y.clone(), "w": w, "b": b})
+        self.steps.append({"X": X.clone(), "y": y.clone(), "lengths": list(lengths), "w": w, "b": b})
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         self.steps[-1] |= {"w_after": module.w.detach().clone(), "b_after": module.b.detach().clone()}

@@ -33,6 +33,17 @@ def test_progress_bar_redraws_at_most_every_min_interval_and_at_epoch_end(make_t
     assert watcher.drawn == expected
 
 
+def test_progress_bar_counts_sgd_updates_not_blocks(make_trainer):
+    watcher = BarWatcher()
+    trainer = make_trainer(
+        max_epochs=1, limit_val_batches=0, enable_progress_bar=True, callbacks=[ProgressBar(0.0), watcher]
+    )
+    dm = SyntheticRegressionDataModule(num_examples=100, num_val=0, steps_per_execution=4)  # blocks of 4, 4, 2
+    trainer.fit(LinearRegressionScratch(), datamodule=dm)
+    assert trainer.progress_bar_callback.train_progress_bar.total == 10  # updates in the epoch
+    assert watcher.drawn == [4, 8, 10]  # after each block, the updates done so far
+
+
 def test_parameter_trajectories_thin_out_with_many_features_but_errors_do_not(make_trainer):
     logger = RecordingLogger()
     dm = SyntheticRegressionDataModule(true_w=None, num_features=40, num_examples=500, num_val=0)

@@ -20,13 +20,14 @@ def test_train_loader_batches(batch_size):
     batches = list(dm.train_dataloader())
     assert len(batches) == math.ceil(1000 / batch_size)
     last = 1000 - (len(batches) - 1) * batch_size
-    assert [len(X) for X, _ in batches] == [batch_size] * (len(batches) - 1) + [last]
-    for X, y in batches:
+    assert [len(X) for X, _, _ in batches] == [batch_size] * (len(batches) - 1) + [last]
+    for X, y, lengths in batches:
+        assert lengths == [len(X)]  # one minibatch a batch: steps_per_execution 1, the default
         assert X.shape == (len(X), 2) and y.shape == (len(X), 1)
         assert X.dtype == y.dtype == torch.float32
     # every training example exactly once per epoch, with its own label: the batches hold the rows of
     # [X, y], reordered (sorted by the first feature on both sides to compare them)
-    seen = torch.cat([torch.cat([X, y], dim=1) for X, y in batches])
+    seen = torch.cat([torch.cat([X, y], dim=1) for X, y, _ in batches])
     stored = torch.cat(dm.train_set.tensors, dim=1)
     assert torch.equal(seen[seen[:, 0].argsort()], stored[stored[:, 0].argsort()])
 

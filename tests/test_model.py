@@ -31,6 +31,25 @@ def test_one_training_step_moves_w_and_b_by_minus_lr_times_the_gradient(make_tra
     assert trainer.global_step == 1
 
 
+def test_a_block_of_k_minibatches_is_k_hand_updates_in_sequence(make_trainer):
+    # steps per execution: one Lightning batch carries 4 minibatches. 95 examples at batch 10 are 10
+    # minibatches, the last of 5 examples: blocks of 4, 4 and 2 minibatches
+    torch.manual_seed(0)
+    model = LinearRegressionScratch(num_inputs=2, lr=0.1, init_std=1.0)
+    recorder = StepRecorder()
+    dm = SyntheticRegressionDataModule(num_examples=95, num_val=0, batch_size=10, steps_per_execution=4)
+    trainer = make_trainer(max_epochs=1, callbacks=[recorder], limit_val_batches=0)
+    trainer.fit(model, datamodule=dm)
+    assert [block["lengths"] for block in recorder.steps] == [[10] * 4, [10] * 4, [10, 5]]
+    assert [block["global_step"] for block in recorder.steps] == [4, 8, 10]  # global_step counts updates
+    for block in recorder.steps:
+        w, b = block["w"], block["b"]
+        for X, y in zip(block["X"].split(block["lengths"]), block["y"].split(block["lengths"]), strict=True):
+            w, b = hand_step({"X": X, "y": y, "w": w, "b": b}, lr=0.1)  # one after the other
+        torch.testing.assert_close(block["w_after"], w, atol=1e-6, rtol=0)
+        torch.testing.assert_close(block["b_after"], b, atol=1e-6, rtol=0)
+
+
 def test_global_step_counts_sgd_updates(make_trainer):
     recorder = StepRecorder()
     trainer = make_trainer(max_epochs=2, limit_train_batches=7, callbacks=[recorder], limit_val_batches=0)
