@@ -188,8 +188,10 @@ class ProgressBar(TQDMProgressBar):
         super().__init__(refresh_rate=1)
         self.min_interval = min_interval
         self.last_draw = -math.inf  # the first update is drawn at once
+        self.epoch_blocks: Blocks | None = None
 
     def blocks(self) -> Blocks | None:
+        """The training loader's Blocks: its position is the bar's count."""
         sampler = getattr(self.trainer.train_dataloader, "sampler", None)
         return sampler if isinstance(sampler, Blocks) else None
 
@@ -198,6 +200,10 @@ class ProgressBar(TQDMProgressBar):
         blocks = self.blocks()
         return super().total_train_batches if blocks is None else blocks.steps
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        self.epoch_blocks = self.blocks()  # looked up once (the loader is set up by now), not at every update
+
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
         metrics = super().get_metrics(trainer, pl_module)
         if getattr(pl_module, "train_loss", None) is not None:
@@ -205,7 +211,7 @@ class ProgressBar(TQDMProgressBar):
         return metrics
 
     def on_train_update_end(self, trainer: L.Trainer, pl_module: L.LightningModule, force: bool = False) -> None:
-        done = self.blocks().position()[0]  # updates of this epoch, those before a resume too
+        done = self.epoch_blocks.position()[0]  # updates of this epoch, those before a resume too
         now = time.monotonic()
         if force or now - self.last_draw >= self.min_interval or done == self.total_train_batches:
             self.last_draw = now
@@ -215,6 +221,6 @@ class ProgressBar(TQDMProgressBar):
         pass  # a block's end: its updates were drawn as they happened
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.blocks() is not None:  # where a stop (--max-steps, divergence) left the epoch, before closing
+        if self.epoch_blocks is not None:  # where a stop (--max-steps, divergence) left the epoch, before closing
             self.on_train_update_end(trainer, pl_module, force=True)
         super().on_train_end(trainer, pl_module)

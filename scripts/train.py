@@ -138,6 +138,9 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
     warnings.filterwarnings("ignore", ".*The dirpath has changed from.*")  # --resume writes a new run folder
     # The sampler's position travels in the checkpoint (InMemoryRegressionDataModule.resumed): it is resumable.
     warnings.filterwarnings("ignore", ".*your dataloader is not resumable.*")
+    # Lightning counts its batches against log_every_n_steps; a batch carries K updates here, and train/loss
+    # and params/* are written every log_every_n_steps updates by the module itself.
+    warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
     L.seed_everything(args.seed, verbose=False)  # the initialization of w; data and order have their own
     K = args.steps_per_execution
     K = auto_steps_per_execution(args.batch_size) if K == "auto" else K
