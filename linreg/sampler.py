@@ -10,6 +10,9 @@ the start of every training epoch.
 
 Used with `DataLoader(dataset, sampler=MinibatchSampler(...), batch_size=None)`: automatic batching is
 off, so the dataset is indexed with a whole batch of indices at once, with no per-example collation.
+
+`Blocks` hands the training loop K consecutive minibatches at a time (steps per execution: one Lightning
+batch, K SGD updates), and keeps the position a checkpoint needs to resume between any two updates.
 """
 
 import itertools

@@ -29,6 +29,7 @@ from linreg.data import Gathered, SyntheticRegressionDataModule
 from linreg.sampler import MinibatchSampler, derive_seed
 
 MASK32 = 0xFFFFFFFF
+GENERATE_EXAMPLES = 4096  # examples whose numbers are made at once (SyntheticStream)
 TRAIN_STREAM, VAL_STREAM = -4, -5  # RNG streams of the seed (see linreg.data)
 
 
@@ -162,9 +163,12 @@ class SyntheticStream(Dataset):
     def __getitem__(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(index, slice):  # examples in order
             index = torch.arange(index.start, index.stop, device=self.true_w.device)
-        z = normals(self.key, index, len(self.true_w) + 1, self.dtype)  # (batch, num_inputs + 1)
-        X = z[:, :-1].contiguous()  # (batch, num_inputs); contiguous for the matmuls of the step
-        y = X @ self.true_w + self.true_b + self.noise * z[:, -1]  # (batch,)
+        # GENERATE_EXAMPLES at a time: Philox's int64 temporaries grow with the examples made at once, and a
+        # block of K batches would otherwise hold them for all K (the numbers are the same either way)
+        parts = [normals(self.key, part, len(self.true_w) + 1, self.dtype) for part in index.split(GENERATE_EXAMPLES)]
+        X = torch.cat([z[:, :-1] for z in parts])  # (batch, num_inputs), contiguous for the matmuls of the step
+        noise = torch.cat([z[:, -1] for z in parts])  # (batch,)
+        y = X @ self.true_w + self.true_b + self.noise * noise  # (batch,)
         return X, y.reshape(-1, 1)
 
 

@@ -136,7 +136,7 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")  # Lightning vs torch>=2.9, harmless
     warnings.filterwarnings("ignore", ".*The dirpath has changed from.*")  # --resume writes a new run folder
-    # The sampler's position travels in the checkpoint (InMemoryRegressionDataModule.resumed): it is resumable.
+    # The sampler's position travels in the checkpoint (InMemoryRegressionDataModule.blocks): it is resumable.
     warnings.filterwarnings("ignore", ".*your dataloader is not resumable.*")
     # Lightning counts its batches against log_every_n_steps; a batch carries K updates here, and train/loss
     # and params/* are written every log_every_n_steps updates by the module itself.
