@@ -101,6 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-every-n-steps", type=int, default=0, help="also save last-step.ckpt after every N-th step (0)"
     )
     g.add_argument("--log-every-n-steps", type=int, default=10, help="train/loss and params/* cadence (10)")
+    g.add_argument(
+        "--closed-form",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="solve the closed form to compare SGD with; auto: where it costs less than the training (auto)",
+    )
     return p
 
 
@@ -184,7 +190,7 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
         logger=TensorBoard(args.logdir, name=""),
         callbacks=[
             ModelCheckpoint(save_last=True, save_top_k=0),  # last.ckpt at the end of fit
-            BookReport(),
+            BookReport(args.closed_form),
             ProgressBar(),
             # and after every N-th step if asked, in the middle of an epoch too (README, "Resuming")
             *([StepCheckpoint(args.checkpoint_every_n_steps)] if args.checkpoint_every_n_steps > 0 else []),
@@ -262,7 +268,7 @@ def run(args: argparse.Namespace, checkpoint: dict | None = None) -> Path:
         print(f"error in estimating w: {rounded(errors[0].tolist())}")
         print(f"error in estimating b: {errors[1]:.6f}")
     names = f" ({', '.join(datamodule.feature_names)})" if datamodule.feature_names else ""
-    if solution is not None:  # streamed data has no training set in memory to solve on
+    if solution is not None:  # none for streamed data (no training set in memory), or skipped by --closed-form
         closed = summary["closed_form"]
         print(f"sgd:         w{names} {rounded(summary['w'])}, b {summary['b']:.6f}, loss {summary['train_loss']:.6g}")
         print(

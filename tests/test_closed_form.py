@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from linreg.closed_form import closed_form, excess_loss
+from linreg.closed_form import closed_form, excess_loss, training_loss, worth_solving
 from linreg.functions import synthetic_data
 
 
@@ -18,21 +18,21 @@ def test_matches_least_squares_on_the_augmented_design():
     solution = closed_form(X, y)
     torch.testing.assert_close(solution.w, beta[:3], rtol=0, atol=1e-12)
     torch.testing.assert_close(solution.b, beta[3], rtol=0, atol=1e-12)
-    assert solution.loss == pytest.approx(float(((X1 @ beta - y.double()) ** 2).mean() / 2), rel=1e-12)
+    assert training_loss(solution, X, y) == pytest.approx(float(((X1 @ beta - y.double()) ** 2).mean() / 2), rel=1e-12)
 
 
 def test_chunking_does_not_change_the_answer():
     X, y = data(n=1001)
     whole, chunked = closed_form(X, y), closed_form(X, y, chunk_size=7)
     torch.testing.assert_close(whole.w, chunked.w, rtol=0, atol=1e-12)
-    assert whole.loss == pytest.approx(chunked.loss, rel=1e-12)
+    assert training_loss(whole, X, y) == pytest.approx(training_loss(chunked, X, y, chunk_size=7), rel=1e-12)
 
 
 def test_noiseless_data_gives_back_the_true_parameters():
     X, y = data(noise=0.0, dtype=torch.float64)
     solution = closed_form(X, y)
     torch.testing.assert_close(solution.w.reshape(-1), torch.tensor([2.0, -3.4, 0.5], dtype=torch.float64))
-    assert solution.b.item() == pytest.approx(4.2, abs=1e-12) and solution.loss < 1e-25
+    assert solution.b.item() == pytest.approx(4.2, abs=1e-12) and training_loss(solution, X, y) < 1e-25
 
 
 def test_singular_design_falls_back_to_the_minimum_norm_solution():
@@ -40,7 +40,7 @@ def test_singular_design_falls_back_to_the_minimum_norm_solution():
     X2 = torch.cat([X, X], dim=1)  # the same feature twice: XᵀX is singular
     solution = closed_form(X2, y)
     torch.testing.assert_close(solution.w.reshape(-1), torch.tensor([0.5, 0.5], dtype=torch.float64))
-    assert solution.b.item() == pytest.approx(4.2, abs=1e-9) and solution.loss < 1e-18
+    assert solution.b.item() == pytest.approx(4.2, abs=1e-9) and training_loss(solution, X2, y) < 1e-18
 
 
 def test_excess_loss_is_the_loss_difference_and_never_negative():
@@ -54,4 +54,11 @@ def test_excess_loss_is_the_loss_difference_and_never_negative():
         loss = float(((X @ w + b - y) ** 2).mean() / 2)  # the whole-set loss of (w, b), by hand
         excess = excess_loss(solution, w, b)
         assert excess >= 0
-        assert excess == pytest.approx(loss - solution.loss, rel=1e-6, abs=1e-15)
+        assert excess == pytest.approx(loss - training_loss(solution, X, y), rel=1e-6, abs=1e-15)
+
+
+def test_auto_solves_where_the_closed_form_costs_less_than_training():
+    # solving: ~n·(d+1)² multiply-adds in big products; an epoch: ~4·n·(d+1) in small ones, far slower each
+    assert worth_solving(2, epochs=3) and worth_solving(100, epochs=1)
+    assert not worth_solving(1000, epochs=1) and not worth_solving(1000, epochs=3)
+    assert worth_solving(1000, epochs=5)

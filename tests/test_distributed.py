@@ -69,6 +69,8 @@ def test_two_cpu_processes_at_batch_5_equal_one_at_batch_10(tmp_path, num_exampl
     for a, b in zip([*two["w"], two["b"]], [*one["w"], one["b"]], strict=True):
         assert abs(a - b) <= 1e-5
     assert two["train_loss"] == pytest.approx(one["train_loss"], rel=1e-4)  # metrics combined across ranks
+    # the closed form's loss, summed over both ranks' shards in the first evaluation, is the whole set's
+    assert two["closed_form"]["train_loss"] == pytest.approx(one["closed_form"]["train_loss"], rel=1e-12)
     # rank 0 alone talks and writes: one seed line, one line per epoch, one run folder with one event file
     assert stdout.count("seed 0") == 1 and stdout.count("epoch 2, loss") == 1
     assert [p.name for p in logdir.iterdir()] == ["version_0"]

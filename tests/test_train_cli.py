@@ -105,3 +105,19 @@ def test_runs_get_their_own_version_folders(tmp_path):
     second = train.main(["--logdir", str(tmp_path), "--max-steps", "2"])
     assert (first.name, second.name) == ("version_0", "version_1")
     assert (first / "summary.json").is_file() and (second / "summary.json").is_file()
+
+
+def test_closed_form_policy(tmp_path, capsys):
+    wide = ["--num-features", "400", "--num-examples", "500", "--num-val", "0", "--max-epochs", "1"]
+    run_dir = train.main(["--logdir", str(tmp_path), *wide])  # auto: 401 > 320 for one epoch, skipped
+    out = capsys.readouterr().out
+    assert "closed form skipped: with 400 features it costs more than 1 epoch of training" in out
+    assert "closed form:" not in out
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["closed_form"] is None and summary["excess_loss"] is None
+    run_dir = train.main(["--logdir", str(tmp_path), *wide, "--closed-form", "always"])
+    assert "closed form:" in capsys.readouterr().out
+    assert json.loads((run_dir / "summary.json").read_text())["closed_form"]["train_loss"] > 0
+    run_dir = train.main(["--logdir", str(tmp_path), "--max-epochs", "1", "--closed-form", "never"])
+    assert "closed form" not in capsys.readouterr().out
+    assert "reference/closed_form_loss" not in scalars(run_dir)
