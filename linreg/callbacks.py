@@ -81,8 +81,7 @@ class BookReport(L.Callback):
         X, y = train_set.tensors  # (n, num_inputs), (n, 1)
         epochs = trainer.max_epochs
         if trainer.max_steps > 0:  # --max-steps may end training sooner: the epochs it allows
-            global_batch = trainer.datamodule.hparams.batch_size * trainer.world_size
-            epochs = min(epochs, trainer.max_steps / -(-len(X) // global_batch))
+            epochs = min(epochs, trainer.max_steps / len(trainer.datamodule.train_sampler()))
         if self.policy == "auto" and not worth_solving(X.shape[1], epochs):
             if trainer.is_global_zero:
                 plural = "" if epochs == 1 else "s"
