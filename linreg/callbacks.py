@@ -214,7 +214,7 @@ class ProgressBar(TQDMProgressBar):
         super().__init__(refresh_rate=1)
         self.min_interval = min_interval
         self.last_draw = -math.inf  # the first update is drawn at once
-        self.epoch_blocks: Blocks | None = None
+        self.train_blocks: Blocks | None = None
 
     def blocks(self) -> Blocks | None:
         """The training loader's Blocks: its position is the bar's count."""
@@ -228,7 +228,7 @@ class ProgressBar(TQDMProgressBar):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
-        self.epoch_blocks = self.blocks()  # looked up once (the loader is set up by now), not at every update
+        self.train_blocks = self.blocks()  # looked up once (the loader is set up by now), not at every update
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
         metrics = super().get_metrics(trainer, pl_module)
@@ -237,9 +237,9 @@ class ProgressBar(TQDMProgressBar):
         return metrics
 
     def on_train_update_end(self, trainer: L.Trainer, pl_module: L.LightningModule, force: bool = False) -> None:
-        done = self.epoch_blocks.position()[0]  # updates of this epoch, those before a resume too
+        done = self.train_blocks.position()[0]  # updates of this epoch, those before a resume too
         now = time.monotonic()
-        if force or now - self.last_draw >= self.min_interval or done == self.total_train_batches:
+        if force or now - self.last_draw >= self.min_interval or done == self.train_blocks.steps:
             self.last_draw = now
             super().on_train_batch_end(trainer, pl_module, None, None, done - 1)  # draws n = done
 
@@ -247,6 +247,6 @@ class ProgressBar(TQDMProgressBar):
         pass  # a block's end: its updates were drawn as they happened
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.epoch_blocks is not None:  # where a stop (--max-steps, divergence) left the epoch, before closing
+        if self.train_blocks is not None:  # where a stop (--max-steps, divergence) left the epoch, before closing
             self.on_train_update_end(trainer, pl_module, force=True)
         super().on_train_end(trainer, pl_module)
