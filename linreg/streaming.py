@@ -8,7 +8,7 @@
   (Random123's) in torch integer ops: the counter (i, block) encrypted under a 64-bit key of the seed
   and the stream, then Box–Muller. Key and counter are mixed non-linearly over ten rounds, so streams of
   different keys (training, held-out, other seeds) are unrelated: no example of one is an example of
-  another. The 32×32-bit products are split into 16-bit halves, so no int64 value overflows on any device.
+  another. The 32×32-bit products are int64 multiplies that wrap modulo 2⁶⁴, read back as two words.
 - `feistel(key, index, n)`: a pseudorandom permutation of [0, n), evaluated per batch with no stored
   permutation: a 4-round keyed Feistel network on the smallest power of 4 ≥ n, cycle-walking the values
   that land outside [0, n). A new key each epoch gives a new order; every index appears once per epoch.
@@ -52,12 +52,13 @@ PHILOX_W = (0x9E3779B9, 0xBB67AE85)
 def mulhilo(x: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The high and low 32-bit words of the 64-bit product x·m, for x < 2³² (int64) and m < 2³².
 
-    x·m itself can reach 2⁶⁴, past int64. Split m into 16-bit halves: x·m = p_hi·2¹⁶ + p_lo with both
-    partial products below 2⁴⁸, recombined word by word; no value reaches 2⁵⁰."""
-    p_lo = x * (m & 0xFFFF)  # < 2⁴⁸
-    p_hi = x * (m >> 16)  # < 2⁴⁸
-    t = p_lo + ((p_hi & 0xFFFF) << 16)  # the low 48 bits of x·m, < 2⁴⁹
-    return (p_hi >> 16) + (t >> 32), t & MASK32
+    x·m can reach 2⁶⁴, past int64's 2⁶³: torch's int64 multiply then wraps modulo 2⁶⁴ (two's complement,
+    on the CPU and on CUDA), so its 64 bits are the product's, the top one read as a sign. The arithmetic
+    shift and the mask take the two words back out exactly. One multiply: this is most of Philox's work,
+    and splitting m into 16-bit halves to stay below 2⁶³ cost twice the time. tests/test_streaming.py
+    checks the words against Python's exact integers, products past 2⁶³ included."""
+    p = x * m  # (x·m) mod 2⁶⁴, as a signed int64
+    return (p >> 32) & MASK32, p & MASK32
 
 
 def philox(counter: tuple, key: tuple[int, int], rounds: int = 10) -> tuple[torch.Tensor, ...]:

@@ -42,13 +42,14 @@ def test_philox_gives_random123s_known_answers(counter, key, expected):
     assert tuple(int(w) for w in words) == expected
 
 
-def test_mulhilo_is_the_exact_64_bit_product_without_overflow():
+def test_mulhilo_is_the_exact_64_bit_product_also_past_int64():
     g = torch.Generator().manual_seed(0)
     x = torch.cat([torch.tensor([0, 1, MASK32, MASK32 - 1]), torch.randint(0, 2**32, (10_000,), generator=g)])
     for m in (0xD2511F53, 0xCD9E8D57, MASK32, 1, 0):
         hi, lo = mulhilo(x, m)
         for xi, h, l in zip(x.tolist(), hi.tolist(), lo.tolist(), strict=True):
             assert (h << 32) | l == xi * m  # Python integers: exact
+    assert MASK32 * 0xD2511F53 >= 2**63  # the products above include ones that wrap around in int64
 
 
 def test_normals_are_standard_normal_and_uncorrelated():
