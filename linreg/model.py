@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import lightning as L
 import torch
+from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import nn
 from torchmetrics import MeanMetric, MeanSquaredError, R2Score
 
@@ -64,10 +65,9 @@ class LinearRegressionScratch(L.LightningModule):
         self.val_mse = MeanSquaredError()
         self.val_r2 = R2Score()
         self.evaluated_at_step = -1  # the global_step of the last epoch-end evaluation
-        # The minibatch losses since the last write of train/loss, summed on the device: adding two
-        # tensors costs microseconds, and nothing waits for the device between writes.
-        self.register_buffer("loss_sum", torch.zeros(()), persistent=False)
-        self.register_buffer("loss_count", torch.zeros(()), persistent=False)
+        # The minibatch losses since the last write of train/loss, kept on the device and added up at the
+        # write: one detach per update instead of three more tensor ops, and nothing waits for the device.
+        self.losses: list[torch.Tensor] = []  # each (batch_size, 1)
         self.train_loss: float | None = None  # the last value written, shown by the progress bar
         self.update_callbacks: list[L.Callback] = []  # those with on_train_update_end, set when training starts
         self.diverged_at_step: int | None = None  # set when the loss turns inf or nan: training stops
@@ -82,21 +82,21 @@ class LinearRegressionScratch(L.LightningModule):
         """One Lightning batch is a block of minibatches (steps per execution, see linreg.sampler.Blocks):
         the book's loop body runs on each in turn, so Lightning's per-batch cost is paid once per block."""
         X_block, y_block, lengths = batch  # (sum of lengths, num_inputs), (sum of lengths, 1), K lengths
+        optimizer = self.optimizers()  # looked up once a block: Lightning's wrapper of BookSGD
         for X, y in zip(X_block.split(lengths), y_block.split(lengths), strict=True):
             if self.trainer.should_stop or 0 <= self.trainer.max_steps <= self.global_step:
                 break  # diverged, or --max-steps reached in the middle of the block: exactly as with K = 1
-            self.sgd_step(X, y)
+            self.sgd_step(X, y, optimizer)
             self.after_update()
 
-    def sgd_step(self, X: torch.Tensor, y: torch.Tensor) -> None:
+    def sgd_step(self, X: torch.Tensor, y: torch.Tensor, optimizer: LightningOptimizer) -> None:
         """The body of the book's loop on one minibatch: X (batch_size, num_inputs), y (batch_size, 1)."""
         l = squared_loss(linreg(X, self.w, self.b), y)  # (batch_size, 1): the minibatch loss of X and y
         self.manual_backward(l.sum())  # l is not a scalar: sum it, as the book does, then backprop
         # sgd([w, b], lr, len(X)). The book passes the nominal batch_size; dividing by the actual length
         # keeps the short last batch a mean gradient too (see README, "batches that do not divide").
-        self.optimizers().step(batch_size=self.divisor(len(X)))
-        self.loss_sum.add_(l.detach().sum())  # in place: `+=` on a module attribute goes through __setattr__
-        self.loss_count.add_(len(X))
+        optimizer.step(batch_size=self.divisor(len(X)))
+        self.losses.append(l.detach())
 
     def on_train_start(self) -> None:
         # Lightning calls its callbacks once per batch, K updates here: those that act per SGD update
@@ -134,10 +134,10 @@ class LinearRegressionScratch(L.LightningModule):
         # One host sync per write, not per step, for the loss and for a sum of the parameters: inf or nan
         # there means divergence. The parameters, not this rank's loss: they are the same on every rank,
         # so under DDP every rank decides to stop at the same step (one stopping alone would hang the job).
-        loss, parameters = torch.stack([self.loss_sum / self.loss_count, self.w.sum() + self.b.sum()]).tolist()
+        losses = torch.cat(self.losses)  # (examples since the last write, 1)
+        self.losses.clear()
+        loss, parameters = torch.stack([losses.mean(), self.w.sum() + self.b.sum()]).tolist()
         self.train_loss = loss
-        self.loss_sum.zero_()
-        self.loss_count.zero_()
         for logger in self.loggers:
             logger.log_metrics({"train/loss": self.train_loss}, step=self.global_step - 1)
         self.stop_if_diverged(parameters)
