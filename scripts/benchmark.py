@@ -3,6 +3,7 @@
     python scripts/benchmark.py                          # CPU workloads, 3 repeats, medians
     python scripts/benchmark.py --accelerator gpu        # adds the 10M x 256 workloads and bandwidth
     python scripts/benchmark.py --workloads book 1m --repeats 5 --json results.json
+    python scripts/benchmark.py --whole-process          # whole processes: the book's script vs the CLI
 
 Paths, each run in a fresh process so that its peak memory is its own:
 - `book`: the reference text's loop as written (`random.shuffle` of a Python list, `torch.tensor` of each
@@ -201,6 +202,7 @@ def main() -> None:
     p.add_argument("--paths", nargs="+", default=list(PATHS), choices=ALL_PATHS)
     p.add_argument("--repeats", type=int, default=3, help="runs of each (workload, path); medians are shown")
     p.add_argument("--json", help="also write every measurement to this file")
+    p.add_argument("--whole-process", action="store_true", help="time whole processes instead (whole_process.py)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--workload", help=argparse.SUPPRESS)
     p.add_argument("--path", help=argparse.SUPPRESS)
@@ -208,6 +210,11 @@ def main() -> None:
     args = p.parse_args()
     if args.worker:
         return worker(args)
+    if args.whole_process:
+        sys.path.insert(0, str(Path(__file__).parent))
+        import whole_process
+
+        return whole_process.measure(args.repeats)
 
     gpu = args.accelerator == "gpu"
     workloads = args.workloads or [name for name, spec in WORKLOADS.items() if gpu or not spec[4]]

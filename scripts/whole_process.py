@@ -1,0 +1,110 @@
+"""Whole-process benchmark: the reference text's script against the project's CLI, each as a fresh process.
+
+    python scripts/benchmark.py --whole-process               # both comparisons, 3 repeats, medians
+    python scripts/whole_process.py --repeats 5
+
+Everything a user waits for is timed: Python and torch starting, imports, making the data, the closed form,
+training, the evaluations, the TensorBoard figure, the checkpoint. The CLI runs as a user types it (default
+settings: progress bar, TensorBoard, `--closed-form auto`, `--steps-per-execution auto`), into a temporary
+folder. The fixed costs (start-up, imports) are taken out by subtracting a tiny run of the same command:
+
+- batch 10, 2 features: (time at 100,000 examples − time at 10) per SGD step, one epoch;
+- 1M × 100, batch 1000: (time at 1,000,000 examples − time at 1,000) per example, one epoch.
+
+The book's side is its script as written (`python scripts/whole_process.py --book N D BATCH`): the synthetic
+data, `data_iter` over a shuffled Python list, the loop, the epoch's loss line. Ratios are CLI / book in
+the same run: the machine is shared, absolute times drift.
+"""
+
+import argparse
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# (label, big run, tiny run, num_features, batch_size, per): the issue's two whole-process measurements
+COMPARISONS = [
+    ("batch 10, 2 features", 100_000, 10, 2, 10, "step"),
+    ("1M x 100, batch 1000", 1_000_000, 1000, 100, 1000, "example"),
+]
+
+
+def book_script(num_examples: int, num_features: int, batch_size: int) -> None:
+    """D2L §3.2's script, one epoch, with the book's own code (its functions are linreg.functions)."""
+    import torch
+
+    from linreg.functions import linreg, sgd, squared_loss, synthetic_data
+
+    def data_iter(batch_size, features, labels):
+        num_examples = len(features)
+        indices = list(range(num_examples))
+        random.shuffle(indices)
+        for i in range(0, num_examples, batch_size):
+            batch_indices = torch.tensor(indices[i : min(i + batch_size, num_examples)])
+            yield features[batch_indices], labels[batch_indices]
+
+    true_w, true_b = torch.randn(num_features), 4.2
+    features, labels = synthetic_data(true_w, true_b, num_examples)
+    w = torch.normal(0, 0.01, size=(num_features, 1), requires_grad=True)
+    b = torch.zeros(1, requires_grad=True)
+    lr, num_epochs, net, loss = 0.03, 1, linreg, squared_loss
+    for epoch in range(num_epochs):
+        for X, y in data_iter(batch_size, features, labels):
+            l = loss(net(X, w, b), y)
+            l.sum().backward()
+            sgd([w, b], lr, batch_size)
+        with torch.no_grad():
+            train_l = loss(net(features, w, b), labels)
+            print(f"epoch {epoch + 1}, loss {float(train_l.mean()):f}")
+    print(f"error in estimating w: {true_w - w.reshape(true_w.shape)}")
+    print(f"error in estimating b: {true_b - b}")
+
+
+def timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
+    return time.perf_counter() - start
+
+
+def commands(num_examples: int, num_features: int, batch_size: int, logdir: str) -> dict[str, list[str]]:
+    sizes = [str(num_examples), str(num_features), str(batch_size)]
+    cli = [sys.executable, "scripts/train.py", "--num-examples", sizes[0], "--num-features", sizes[1]]
+    cli += ["--batch-size", sizes[2], "--max-epochs", "1", "--logdir", logdir]
+    return {"book": [sys.executable, __file__, "--book", *sizes], "cli": cli}
+
+
+def measure(repeats: int) -> None:
+    print(f"{'':>21} {'per':>8} {'book us':>9} {'CLI us':>9} {'ratio':>6}   (medians of {repeats})")
+    for label, big, tiny, num_features, batch_size, per in COMPARISONS:
+        units = (big - tiny) / batch_size if per == "step" else big - tiny
+        costs = {"book": [], "cli": []}
+        with tempfile.TemporaryDirectory() as logdir:
+            for _ in range(repeats):  # interleaved, so that a slow spell of the machine hits both sides
+                for side in costs:
+                    run_big = commands(big, num_features, batch_size, logdir)[side]
+                    run_tiny = commands(tiny, num_features, batch_size, logdir)[side]
+                    costs[side].append((timed(run_big) - timed(run_tiny)) / units)
+        book, cli = statistics.median(costs["book"]), statistics.median(costs["cli"])
+        print(f"{label:>21} {per:>8} {book * 1e6:>9.2f} {cli * 1e6:>9.2f} {cli / book:>6.2f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--book", nargs=3, type=int, metavar=("N", "D", "BATCH"), help="run the book's script")
+    args = p.parse_args()
+    if args.book:
+        sys.path.insert(0, str(ROOT))
+        return book_script(*args.book)
+    measure(args.repeats)
+
+
+if __name__ == "__main__":
+    main()
