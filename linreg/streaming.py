@@ -8,7 +8,7 @@
   (Random123's) in torch integer ops: the counter (i, block) encrypted under a 64-bit key of the seed
   and the stream, then Box–Muller. Key and counter are mixed non-linearly over ten rounds, so streams of
   different keys (training, held-out, other seeds) are unrelated: no example of one is an example of
-  another. The 32×32-bit products are int64 multiplies that wrap modulo 2⁶⁴, read back as two words.
+  another. The 32×32-bit products are int64 multiplies that wrap modulo 2⁶⁴, both words in one int64.
 - `feistel(key, index, n)`: a pseudorandom permutation of [0, n), evaluated per batch with no stored
   permutation: a 4-round keyed Feistel network on the smallest power of 4 ≥ n, cycle-walking the values
   that land outside [0, n). A new key each epoch gives a new order; every index appears once per epoch.
@@ -29,7 +29,7 @@ from linreg.data import Gathered, SyntheticRegressionDataModule
 from linreg.sampler import MinibatchSampler, derive_seed
 
 MASK32 = 0xFFFFFFFF
-GENERATE_EXAMPLES = 4096  # examples whose numbers are made at once (SyntheticStream)
+GENERATE_EXAMPLES = 2048  # examples whose numbers are made at once (SyntheticStream): fastest on 2 CPU cores
 TRAIN_STREAM, VAL_STREAM = -4, -5  # RNG streams of the seed (see linreg.data)
 
 
@@ -49,18 +49,6 @@ PHILOX_M = (0xD2511F53, 0xCD9E8D57)
 PHILOX_W = (0x9E3779B9, 0xBB67AE85)
 
 
-def mulhilo(x: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The high and low 32-bit words of the 64-bit product x·m, for x < 2³² (int64) and m < 2³².
-
-    x·m can reach 2⁶⁴, past int64's 2⁶³: torch's int64 multiply then wraps modulo 2⁶⁴ (two's complement,
-    on the CPU and on CUDA), so its 64 bits are the product's, the top one read as a sign. The arithmetic
-    shift and the mask take the two words back out exactly. One multiply: this is most of Philox's work,
-    and splitting m into 16-bit halves to stay below 2⁶³ cost twice the time. tests/test_streaming.py
-    checks the words against Python's exact integers, products past 2⁶³ included."""
-    p = x * m  # (x·m) mod 2⁶⁴, as a signed int64
-    return (p >> 32) & MASK32, p & MASK32
-
-
 def philox(counter: tuple, key: tuple[int, int], rounds: int = 10) -> tuple[torch.Tensor, ...]:
     """Philox4x32: the 128-bit `counter` (four broadcastable int64 tensors or ints, 32-bit words) under the
     64-bit `key` (two 32-bit ints), as four tensors of 32-bit words.
@@ -69,15 +57,22 @@ def philox(counter: tuple, key: tuple[int, int], rounds: int = 10) -> tuple[torc
     the other two with the round's key, and swaps; the key advances by PHILOX_W. Ten rounds, Random123's
     default, is a wide margin over the seven that pass TestU01's BigCrush. tests/test_streaming.py checks
     Random123's known-answer vectors.
+
+    In torch ops: a 32×32-bit product can reach 2⁶⁴, past int64's 2⁶³, and torch's int64 multiply wraps
+    modulo 2⁶⁴ (two's complement, on the CPU and on CUDA; tested), so p = c·M holds the high word in bits
+    32-63 and the low word in bits 0-31. The words live in int64 with stray bits above bit 31 where nothing
+    reads them: the low word is p itself, the high word p >> 32. A word is masked to 32 bits only before it
+    is multiplied, and at the end: ten tensor ops a round, the fewest that keep every product exact.
     """
     c0, c1, c2, c3 = counter
     k0, k1 = key
     for _ in range(rounds):
-        hi0, lo0 = mulhilo(c0, PHILOX_M[0])
-        hi1, lo1 = mulhilo(c2, PHILOX_M[1])
-        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+        p0 = c0 * PHILOX_M[0]  # (hi0, lo0) in one int64: c0 and c2 are clean 32-bit words here
+        p1 = c2 * PHILOX_M[1]
+        c0, c1 = ((p1 >> 32) ^ c1 ^ k0) & MASK32, p1  # hi1 ^ c1 ^ k0; lo1 in p1's bits 0-31
+        c2, c3 = ((p0 >> 32) ^ c3 ^ k1) & MASK32, p0  # hi0 ^ c3 ^ k1; lo0 in p0's bits 0-31
         k0, k1 = (k0 + PHILOX_W[0]) & MASK32, (k1 + PHILOX_W[1]) & MASK32
-    return c0, c1, c2, c3
+    return c0, c1 & MASK32, c2, c3 & MASK32
 
 
 def stream_key(seed: int, stream: int) -> tuple[int, int]:

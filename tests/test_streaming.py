@@ -7,12 +7,12 @@ import torch
 
 from linreg.sampler import derive_seed
 from linreg.streaming import (
+    PHILOX_M,
     TRAIN_STREAM,
     VAL_STREAM,
     StreamingSampler,
     feistel,
     half_bits,
-    mulhilo,
     normals,
     philox,
     stream_key,
@@ -42,14 +42,17 @@ def test_philox_gives_random123s_known_answers(counter, key, expected):
     assert tuple(int(w) for w in words) == expected
 
 
-def test_mulhilo_is_the_exact_64_bit_product_also_past_int64():
+def test_int64_products_wrap_modulo_2_64_as_philox_assumes():
+    # Philox reads a product's two 32-bit words out of one int64 (linreg.streaming.philox): exact only if
+    # the int64 multiply wraps modulo 2⁶⁴ on this platform, products past 2⁶³ included.
     g = torch.Generator().manual_seed(0)
     x = torch.cat([torch.tensor([0, 1, MASK32, MASK32 - 1]), torch.randint(0, 2**32, (10_000,), generator=g)])
-    for m in (0xD2511F53, 0xCD9E8D57, MASK32, 1, 0):
-        hi, lo = mulhilo(x, m)
+    for m in (*PHILOX_M, MASK32, 1, 0):
+        p = x * m
+        hi, lo = (p >> 32) & MASK32, p & MASK32
         for xi, h, l in zip(x.tolist(), hi.tolist(), lo.tolist(), strict=True):
             assert (h << 32) | l == xi * m  # Python integers: exact
-    assert MASK32 * 0xD2511F53 >= 2**63  # the products above include ones that wrap around in int64
+    assert MASK32 * PHILOX_M[0] >= 2**63  # the products above include ones that wrap around in int64
 
 
 def test_normals_are_standard_normal_and_uncorrelated():
