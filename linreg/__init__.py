@@ -1,21 +1,33 @@
 """linreg: D2L's linear regression from scratch (§3.2), as a PyTorch Lightning project.
 
 The book's algorithm lives in `linreg.functions`; `linreg.sampler` is its `data_iter`; `linreg.data` and
-`linreg.model` wrap them for Lightning. Run it with `python scripts/train.py`.
+`linreg.model` wrap them for Lightning; `linreg.cli` holds the commands (`linreg-train`, or
+`python scripts/train.py`).
+
+    >>> from linreg import LinearRegressionScratch, SyntheticRegressionDataModule
+
+The names below load on first use: `import linreg.cli` must not pull in torch and Lightning (~3 s), so
+that `--help` and bad flags answer at once.
 """
 
-from linreg.data import SyntheticRegressionDataModule
-from linreg.functions import linreg, sgd, squared_loss, synthetic_data
-from linreg.model import BookSGD, LinearRegressionScratch
-from linreg.sampler import MinibatchSampler
+import importlib
 
-__all__ = [
-    "BookSGD",
-    "LinearRegressionScratch",
-    "MinibatchSampler",
-    "SyntheticRegressionDataModule",
-    "linreg",
-    "sgd",
-    "squared_loss",
-    "synthetic_data",
-]
+__version__ = "0.1.0"
+
+_HOMES = {
+    "BookSGD": "linreg.model",
+    "LinearRegressionScratch": "linreg.model",
+    "MinibatchSampler": "linreg.sampler",
+    "SyntheticRegressionDataModule": "linreg.data",
+    "linreg": "linreg.functions",
+    "sgd": "linreg.functions",
+    "squared_loss": "linreg.functions",
+    "synthetic_data": "linreg.functions",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'linreg' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

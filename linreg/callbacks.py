@@ -1,4 +1,4 @@
-"""Lightning callbacks: the book's report of a run, a progress bar that costs little, step checkpoints.
+"""Lightning callbacks: the book's report of a run and step checkpoints (the progress bar: linreg/progress.py).
 
 - `BookReport`: everything the book and its text report about a run, with nothing changed in training:
   - after every epoch, the book's line `epoch 1, loss 0.036131, val loss 0.036610`;
@@ -7,7 +7,6 @@
   - the parameters' trajectories `params/w_0`, `params/w_1`, ..., `params/b` and, with a known truth,
     `params/w_error` (‖w - w_true‖) and `params/b_error` (|b - b_true|); at the end of fit, a figure of
     them drawn from the run's own event file (`params/trajectories`, the IMAGES tab).
-- `ProgressBar`: Lightning's tqdm bar counting SGD updates, redrawn at most every 0.1 s.
 - `StepCheckpoint`: `last-step.ckpt` after every N-th update, resumable exactly in the middle of an epoch.
 
 Lightning calls callbacks once per batch, and a batch here is a block of K updates (steps per execution):
@@ -18,12 +17,10 @@ about 2 µs each, and at batch 10 the book's whole step takes 70 µs.
 """
 
 import math
-import time
 from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
@@ -199,54 +196,3 @@ class StepCheckpoint(L.Callback):
             root = Path(trainer.log_dir or trainer.default_root_dir)
             self.dirpath = checkpoint.dirpath if checkpoint else root / "checkpoints"
         trainer.save_checkpoint(Path(self.dirpath) / "last-step.ckpt")
-
-
-class ProgressBar(TQDMProgressBar):
-    """Lightning's tqdm bar counting SGD updates (not Lightning's batches, which carry several: steps per
-    execution), redrawn at most every `min_interval` seconds and at the end of each epoch, showing the
-    module's last written `train/loss`; tqdm's rate is then updates per second.
-
-    A redraw costs ~0.4 ms, four times the book's whole SGD step at batch 10: drawing after every step
-    would make the bar the slowest part of training. Ten redraws a second still look continuous.
-    """
-
-    def __init__(self, min_interval: float = 0.1) -> None:
-        super().__init__(refresh_rate=1)
-        self.min_interval = min_interval
-        self.last_draw = -math.inf  # the first update is drawn at once
-        self.train_blocks: Blocks | None = None
-
-    def blocks(self) -> Blocks | None:
-        """The training loader's Blocks: its position is the bar's count."""
-        sampler = getattr(self.trainer.train_dataloader, "sampler", None)
-        return sampler if isinstance(sampler, Blocks) else None
-
-    @property
-    def total_train_batches(self) -> int | float:
-        blocks = self.blocks()
-        return super().total_train_batches if blocks is None else blocks.steps
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        super().on_train_start(trainer, pl_module)
-        self.train_blocks = self.blocks()  # looked up once (the loader is set up by now), not at every update
-
-    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:
-        metrics = super().get_metrics(trainer, pl_module)
-        if getattr(pl_module, "train_loss", None) is not None:
-            metrics["train/loss"] = f"{pl_module.train_loss:.3g}"
-        return metrics
-
-    def on_train_update_end(self, trainer: L.Trainer, pl_module: L.LightningModule, force: bool = False) -> None:
-        done = self.train_blocks.position()[0]  # updates of this epoch, those before a resume too
-        now = time.monotonic()
-        if force or now - self.last_draw >= self.min_interval or done == self.train_blocks.steps:
-            self.last_draw = now
-            super().on_train_batch_end(trainer, pl_module, None, None, done - 1)  # draws n = done
-
-    def on_train_batch_end(self, *args) -> None:
-        pass  # a block's end: its updates were drawn as they happened
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.train_blocks is not None:  # where a stop (--max-steps, divergence) left the epoch, before closing
-            self.on_train_update_end(trainer, pl_module, force=True)
-        super().on_train_end(trainer, pl_module)

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import torch
 
-
-class CheckpointError(ValueError):
-    """A path given as a checkpoint that is missing or is not one of this project's; one line for the user."""
+from linreg.errors import CheckpointError
 
 
 def read_checkpoint(path: str | Path) -> dict:

@@ -23,13 +23,10 @@ from pathlib import Path
 import torch
 
 from linreg.data import InMemoryRegressionDataModule
+from linreg.errors import DataError
 from linreg.sampler import derive_seed
 
 SPLIT_STREAM = -3  # the held-out split's RNG stream of the seed (see linreg.data)
-
-
-class DataError(ValueError):
-    """Bad input data; the message is one line meant for the user."""
 
 
 def open_csv(path: str | Path):

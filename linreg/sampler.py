@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterator
 import torch
 from torch.utils.data import Sampler
 
+from linreg.errors import ResumeError
+
 MASK64 = 2**64 - 1
 
 
@@ -116,10 +118,6 @@ class MinibatchSampler(Sampler[torch.Tensor | slice]):
 
 
 AUTO_BLOCK_EXAMPLES, AUTO_MAX_STEPS = 16384, 100
-
-
-class ResumeError(ValueError):
-    """A checkpoint's position that this run cannot continue from; the message is one line for the user."""
 
 
 def auto_steps_per_execution(batch_size: int) -> int:

@@ -1,6 +1,6 @@
-"""Shared test helpers: a quiet CPU Trainer factory and a loader for the scripts in scripts/."""
+"""Shared test helpers: a quiet CPU Trainer factory and the commands of linreg.cli."""
 
-import importlib.util
+import importlib
 from pathlib import Path
 from types import ModuleType
 
@@ -11,12 +11,9 @@ from lightning.pytorch.loggers import Logger
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_script(name: str) -> ModuleType:
-    """Import scripts/<name>.py as a module, so tests can call its main(argv) in-process."""
-    spec = importlib.util.spec_from_file_location(f"scripts_{name}", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def command(name: str) -> ModuleType:
+    """The module of a command (linreg.cli.train, ...), so tests can call its main(argv) in-process."""
+    return importlib.import_module(f"linreg.cli.{name}")
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""scripts/benchmark.py runs end to end on the book's workload and prints its table (behaviour, not speed)."""
+"""linreg-benchmark runs end to end on the book's workload and prints its table (behaviour, not speed)."""
 
 import re
 import subprocess

@@ -7,9 +7,10 @@ import lightning as L
 import pytest
 import torch
 
-from linreg.callbacks import BookReport, ProgressBar, StepCheckpoint
+from linreg.callbacks import BookReport, StepCheckpoint
 from linreg.data import SyntheticRegressionDataModule
 from linreg.model import LinearRegressionScratch
+from linreg.progress import ProgressBar
 from tests.conftest import RecordingLogger
 
 

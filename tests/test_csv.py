@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from linreg.csv_data import CSVRegressionDataModule
-from tests.conftest import load_script
+from tests.conftest import command
 
-train, predict = load_script("train"), load_script("predict")
+train, predict = command("train"), command("predict")
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from linreg.sampler import MinibatchSampler
-from tests.conftest import ROOT, load_script
+from tests.conftest import ROOT, command
 
-train = load_script("train")
+train = command("train")
 
 
 def rank_batches(num_examples, batch_size, world_size, epoch=0):

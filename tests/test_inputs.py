@@ -7,9 +7,9 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import ROOT, load_script
+from tests.conftest import ROOT, command
 
-train = load_script("train")
+train = command("train")
 
 HOUSES = "area,age,price\n" + "".join(
     f"{50 + 7 * i},{i % 40},{3000 * (50 + 7 * i) - 1500 * (i % 40)}\n" for i in range(60)

@@ -8,10 +8,10 @@ import torch
 
 from linreg.data import SyntheticRegressionDataModule
 from linreg.model import LinearRegressionScratch
-from tests.conftest import load_script
+from tests.conftest import command
 from tests.test_train_cli import scalars
 
-train = load_script("train")
+train = command("train")
 
 
 def summary_of(tmp_path, *args: str) -> dict:

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from linreg.csv_data import CSVRegressionDataModule
-from tests.conftest import load_script
+from tests.conftest import command
 
-train = load_script("train")
+train = command("train")
 
 
 def run(tmp_path, *args: str) -> tuple[dict, object]:

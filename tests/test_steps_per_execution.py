@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from linreg.figures import read_scalars
-from tests.conftest import load_script
+from tests.conftest import command
 from tests.test_distributed import run_cli
 
-train = load_script("train")
+train = command("train")
 
 
 def epoch_lines(out: str) -> list[str]:

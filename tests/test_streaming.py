@@ -17,9 +17,9 @@ from linreg.streaming import (
     philox,
     stream_key,
 )
-from tests.conftest import load_script
+from tests.conftest import command
 
-train = load_script("train")
+train = command("train")
 
 
 MASK32 = 2**32 - 1

@@ -1,4 +1,4 @@
-"""scripts/sweep.py end to end on a tiny setting, and the flags of the reshuffling exercise."""
+"""linreg-sweep end to end on a tiny setting, and the flags of the reshuffling exercise."""
 
 import csv
 import json
@@ -8,9 +8,9 @@ import torch
 from matplotlib.image import imread
 
 from linreg.data import SyntheticRegressionDataModule
-from tests.conftest import load_script
+from tests.conftest import command
 
-sweep = load_script("sweep")
+sweep = command("sweep")
 TINY = ["--num-examples", "100", "--num-val", "50", "--max-epochs", "2"]
 
 

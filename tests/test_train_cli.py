@@ -1,4 +1,4 @@
-"""scripts/train.py end to end: the book's result in the terminal, summary.json and TensorBoard."""
+"""linreg-train (scripts/train.py) end to end: the book's result in the terminal, summary.json and TensorBoard."""
 
 import json
 import re
@@ -8,12 +8,13 @@ import sys
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
 
 from linreg.data import SyntheticRegressionDataModule
 from linreg.figures import read_scalars
-from tests.conftest import ROOT, load_script
+from tests.conftest import ROOT, command
 
-train = load_script("train")
+train = command("train")
 
 TAGS = {"train/loss", "train/epoch_loss", "val/loss", "val/mse", "val/r2", "hp_metric"}
 TAGS |= {"params/w_0", "params/w_1", "params/b", "params/w_error", "params/b_error"}
@@ -22,24 +23,68 @@ TAGS |= {"params/w_0", "params/w_1", "params/b", "params/w_error", "params/b_err
 scalars = read_scalars
 
 
+# Every line a default run may print (issue 13): the project's own, and its one progress bar.
+ALLOWED_LINES = {
+    "start": r"seed \d+, device \w+",
+    "bar": r"Epoch \d+: +\d+%\|.*\| \d+/\d+ \[.*it/s.*\]",  # tqdm, redrawn in place
+    "epoch": r"epoch \d+, loss \d+\.\d{6}(, val loss \d+\.\d{6})?",
+    "errors": r"error in estimating [wb]: .+",
+    "sgd": r"sgd: +w.+, b .+, loss .+",
+    "closed form": r"closed form: w.+, b .+, loss .+ \(sgd is .+ above it\)",
+    "run folder": r"run folder: .+",
+}
+
+
+def terminal_lines(text: str) -> list[str]:
+    """What the terminal shows, a piece at a time: lines and the progress bar's redraws (split at \\r)."""
+    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)  # cursor moves of tqdm, if any
+    return [piece.strip() for piece in re.split(r"[\r\n]", text) if piece.strip()]
+
+
+def kinds_of_lines(out: subprocess.CompletedProcess) -> set[str]:
+    """The kinds of ALLOWED_LINES a run printed; fails on any other line, and on anything on stderr."""
+    assert out.stderr == ""
+    kinds = set()
+    for line in terminal_lines(out.stdout):
+        kind = next((k for k, pattern in ALLOWED_LINES.items() if re.fullmatch(pattern, line)), None)
+        assert kind is not None, f"a line that is not the project's: {line!r}"
+        kinds.add(kind)
+    return kinds
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """The command exactly as a user runs it, in a fresh process."""
+    cmd = [sys.executable, "scripts/train.py", *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+
+
 @pytest.fixture(scope="module")
 def book_run(tmp_path_factory):
-    """The default job, exactly as a user runs it: `python scripts/train.py` in a fresh process."""
+    """The default job: `python scripts/train.py` in a fresh process."""
     logdir = tmp_path_factory.mktemp("logs")
-    out = subprocess.run(
-        [sys.executable, "scripts/train.py", "--logdir", str(logdir)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    return out.stdout, logdir / "version_0"
+    out = run_cli("--logdir", str(logdir))
+    return out, logdir / "version_0"
+
+
+def test_default_run_prints_the_projects_lines_and_nothing_else(book_run):
+    out, _ = book_run
+    assert kinds_of_lines(out) == set(ALLOWED_LINES)  # each kind, and no banner, tip, warning or other bar
+    assert len(re.findall(r"^epoch \d", out.stdout, re.M)) == 3
+    assert "Validation" not in out.stdout and "GPU available" not in out.stdout
+
+
+def test_a_csv_run_is_quiet_too(tmp_path):
+    houses = tmp_path / "houses.csv"
+    subprocess.run([sys.executable, "scripts/make_houses.py", str(houses)], cwd=ROOT, check=True, capture_output=True)
+    # 400 training rows: 40 updates an epoch, fewer batches than Lightning's logging interval
+    out = run_cli("--data", str(houses), "--target", "price", "--max-epochs", "2", "--logdir", str(tmp_path / "logs"))
+    assert kinds_of_lines(out) == set(ALLOWED_LINES) - {"errors"}  # no true w and b to compare with
 
 
 def test_default_run_converges_like_the_book(book_run):
-    stdout, run_dir = book_run
-    assert re.search(r"^seed 0$", stdout, re.M)
+    out, run_dir = book_run
+    stdout = out.stdout
+    assert re.search(r"^seed 0, device cpu$", stdout, re.M)
     losses = [float(v) for v in re.findall(r"^epoch \d, loss (\d+\.\d{6}), val loss \d+\.\d{6}$", stdout, re.M)]
     assert len(losses) == 3 and losses[0] > losses[1] > losses[2]
     assert re.search(r"^error in estimating w: \[.+\]$", stdout, re.M)
@@ -77,6 +122,28 @@ def test_default_run_writes_the_tensorboard_tags(book_run):
     w = torch.tensor(summary["w"], dtype=torch.float64).reshape(-1, 1)
     val_loss = float(((X_val @ w + summary["b"] - y_val) ** 2 / 2).mean())
     assert logged["hp_metric"][-1][1] == pytest.approx(val_loss, rel=1e-4)
+    assert [step for step, _ in logged["hp_metric"]] == [100, 200, 300]  # no placeholder -1 at step 0
+
+
+def test_hparams_tab_has_every_flag_and_the_final_metrics(book_run):
+    _, run_dir = book_run
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    flags = {action.dest for action in train.build_parser()._actions} - {"help", "version"}
+    assert set(start.session_start_info.hparams) == flags
+    assert start.session_start_info.hparams["lr"].number_value == 0.03
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    names = {info.name.tag for info in experiment.metric_infos}
+    assert names == {"hparams/train_loss", "hparams/val_loss", "hparams/w_error", "hparams/excess_loss"}
+    summary = json.loads((run_dir / "summary.json").read_text())
+    logged = scalars(run_dir)
+    assert logged["hparams/train_loss"] == [(300, pytest.approx(summary["train_loss"]))]  # at the last step
+    assert logged["hparams/val_loss"] == [(300, pytest.approx(summary["val_loss"]))]
+    w_error = ((summary["w"][0] - 2.0) ** 2 + (summary["w"][1] + 3.4) ** 2) ** 0.5
+    assert logged["hparams/w_error"] == [(300, pytest.approx(w_error))]
+    assert logged["hparams/excess_loss"] == [(300, pytest.approx(summary["excess_loss"]))]
 
 
 def test_max_steps_mid_epoch_still_reports_final_losses(tmp_path, capsys):

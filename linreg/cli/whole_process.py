@@ -1,7 +1,9 @@
 """Whole-process benchmark: the reference text's script against the project's CLI, each as a fresh process.
 
-    python scripts/benchmark.py --whole-process               # both comparisons, 3 repeats, medians
-    python scripts/whole_process.py --repeats 5
+    linreg-benchmark --whole-process          # start-up, then both comparisons; 3 repeats, medians
+
+Start-up: how long the commands take to answer `--help` and a bad flag (they check their input before
+importing Lightning), beside a bare `python -c pass` and `import lightning`.
 
 Everything a user waits for is timed: Python and torch starting, imports, making the data, the closed form,
 training, the evaluations, the TensorBoard figure, the checkpoint. The CLI runs as a user types it (default
@@ -11,26 +13,26 @@ folder. The fixed costs (start-up, imports) are taken out by subtracting a tiny 
 - batch 10, 2 features: (time at 100,000 examples − time at 10) per SGD step, one epoch;
 - 1M × 100, batch 1000: (time at 1,000,000 examples − time at 1,000) per example, one epoch.
 
-The book's side is its script as written (`python scripts/whole_process.py --book N D BATCH`): the synthetic
+The book's side is its script as written (`python -m linreg.cli.whole_process --book N D BATCH`): the synthetic
 data, `data_iter` over a shuffled Python list, the loop, the epoch's loss line. Ratios are CLI / book in
 the same run: the machine is shared, absolute times drift.
 """
 
-import argparse
 import random
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from linreg.cli import Parser, program
 
-# (label, big run, tiny run, num_features, batch_size, per): the issue's two whole-process measurements
+# (label, big run, tiny run, num_features, batch_size, per, CLI flags beyond the defaults)
 COMPARISONS = [
-    ("batch 10, 2 features", 100_000, 10, 2, 10, "step"),
-    ("1M x 100, batch 1000", 1_000_000, 1000, 100, 1000, "example"),
+    ("batch 10, 2 features", 100_000, 10, 2, 10, "step", []),
+    ("1M x 100, batch 1000", 1_000_000, 1000, 100, 1000, "example", []),
+    # the same without the closed form: what solving it costs (--closed-form auto solves it at 100 features)
+    ("  --closed-form never", 1_000_000, 1000, 100, 1000, "example", ["--closed-form", "never"]),
 ]
 
 
@@ -65,44 +67,60 @@ def book_script(num_examples: int, num_features: int, batch_size: int) -> None:
     print(f"error in estimating b: {true_b - b}")
 
 
-def timed(cmd: list[str]) -> float:
+def timed(cmd: list[str], expect: tuple[int, ...] = (0,)) -> float:
     start = time.perf_counter()
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    if out.returncode != 0:
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode not in expect:
         sys.exit(f"{' '.join(cmd)} failed:\n{out.stderr[-3000:]}")
     return time.perf_counter() - start
 
 
-def commands(num_examples: int, num_features: int, batch_size: int, logdir: str) -> dict[str, list[str]]:
+def commands(num_examples: int, num_features: int, batch_size: int, logdir: str, flags=()) -> dict[str, list[str]]:
     sizes = [str(num_examples), str(num_features), str(batch_size)]
-    cli = [sys.executable, "scripts/train.py", "--num-examples", sizes[0], "--num-features", sizes[1]]
-    cli += ["--batch-size", sizes[2], "--max-epochs", "1", "--logdir", logdir]
-    return {"book": [sys.executable, __file__, "--book", *sizes], "cli": cli}
+    cli = [sys.executable, "-m", "linreg.cli.train", "--num-examples", sizes[0], "--num-features", sizes[1]]
+    cli += ["--batch-size", sizes[2], "--max-epochs", "1", "--logdir", logdir, *flags]
+    return {"book": [sys.executable, "-m", "linreg.cli.whole_process", "--book", *sizes], "cli": cli}
+
+
+def startup(repeats: int) -> None:
+    """Seconds until a command answers: what Lightning's import would cost every --help and typo."""
+    python = [sys.executable, "-c"]
+    cases = {
+        "python -c pass": ([*python, "pass"], 0),
+        "python -c 'import lightning'": ([*python, "import lightning"], 0),
+        "linreg-train --help": ([sys.executable, "-m", "linreg.cli.train", "--help"], 0),
+        "linreg-train --batch-size 0": ([sys.executable, "-m", "linreg.cli.train", "--batch-size", "0"], 2),
+        "linreg-predict --help": ([sys.executable, "-m", "linreg.cli.predict", "--help"], 0),
+    }
+    print(f"{'start-up':>30} {'seconds':>8}   (medians of {repeats})")
+    for label, (cmd, status) in cases.items():
+        print(f"{label:>30} {statistics.median(timed(cmd, (status,)) for _ in range(repeats)):>8.2f}")
+    print()
 
 
 def measure(repeats: int) -> None:
     print(f"{'':>21} {'per':>8} {'book us':>9} {'CLI us':>9} {'ratio':>6}   (medians of {repeats})")
-    for label, big, tiny, num_features, batch_size, per in COMPARISONS:
+    for label, big, tiny, num_features, batch_size, per, flags in COMPARISONS:
         units = (big - tiny) / batch_size if per == "step" else big - tiny
         costs = {"book": [], "cli": []}
         with tempfile.TemporaryDirectory() as logdir:
             for _ in range(repeats):  # interleaved, so that a slow spell of the machine hits both sides
                 for side in costs:
-                    run_big = commands(big, num_features, batch_size, logdir)[side]
-                    run_tiny = commands(tiny, num_features, batch_size, logdir)[side]
+                    run_big = commands(big, num_features, batch_size, logdir, flags)[side]
+                    run_tiny = commands(tiny, num_features, batch_size, logdir, flags)[side]
                     costs[side].append((timed(run_big) - timed(run_tiny)) / units)
         book, cli = statistics.median(costs["book"]), statistics.median(costs["cli"])
         print(f"{label:>21} {per:>8} {book * 1e6:>9.2f} {cli * 1e6:>9.2f} {cli / book:>6.2f}")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = Parser(prog=program("whole_process.py"), description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--book", nargs=3, type=int, metavar=("N", "D", "BATCH"), help="run the book's script")
     args = p.parse_args()
     if args.book:
-        sys.path.insert(0, str(ROOT))
         return book_script(*args.book)
+    startup(args.repeats)
     measure(args.repeats)
 
 

@@ -1,0 +1,95 @@
+"""One training run per value of one flag, side by side: the book's exercises as commands.
+
+    linreg-sweep --param lr --values 0.003 0.03 0.3 3
+    linreg-sweep --param batch-size --values 1 10 100 --max-epochs 5     # any linreg-train flag
+    linreg-sweep --param no-shuffle --values no yes --sort-by-label       # an on/off flag
+    tensorboard --logdir lightning_logs                                   # the runs side by side
+
+Each run is `linreg-train` itself (linreg.cli.train's `main`), logged under one sweep folder
+`<logdir>/sweep_<param>_<N>/<param>=<value>/version_0/`. Prints a table, writes `results.csv` (value,
+final train loss, val loss, w error, b error, excess loss over the closed form, fit seconds) and `loss_curves.png`
+(the loss after each epoch, one line per value, log scale) into the sweep folder, and its path last.
+A run that diverges stays in the table as "diverged"; bad flags end the sweep with train.py's one line.
+"""
+
+import csv
+import json
+import math
+from pathlib import Path
+
+from linreg.cli import Parser, program
+from linreg.cli import train as train_cli
+
+COLUMNS = ["value", "train_loss", "val_loss", "w_error", "b_error", "excess_loss", "fit_seconds"]
+
+
+def sweep_dir(logdir: Path, param: str) -> Path:
+    """A new folder per sweep, never an old one: sweep_lr_0, sweep_lr_1, ..."""
+    n = 0
+    while (logdir / f"sweep_{param}_{n}").exists():
+        n += 1
+    return logdir / f"sweep_{param}_{n}"
+
+
+def result_row(value: str, summary: dict) -> dict:
+    row = dict.fromkeys(COLUMNS, "diverged") | {"value": value, "fit_seconds": summary["fit_seconds"]}
+    if summary["status"] != "ok":
+        return row
+    # streamed data has no training loss and no closed form; CSV data no true parameters: those stay empty
+    row |= {"train_loss": summary["train_loss"], "val_loss": summary["val_loss"], "excess_loss": summary["excess_loss"]}
+    if summary["true_w"] is not None:
+        row["w_error"] = math.dist(summary["w"], summary["true_w"])
+        row["b_error"] = abs(summary["b"] - summary["true_b"])
+    else:
+        row["w_error"] = row["b_error"] = None
+    return row
+
+
+def main(argv: list[str] | None = None) -> Path:
+    p = Parser(prog=program("sweep.py"), description=__doc__.split("\n\n")[0])
+    p.add_argument("--param", required=True, help="a train.py flag without its dashes: lr, batch-size, ...")
+    p.add_argument("--values", required=True, nargs="+", help="its values; yes/no for an on/off flag")
+    p.add_argument("--logdir", default="lightning_logs", help="the sweep folder goes under it")
+    args, train_args = p.parse_known_args(argv)
+    flag = f"--{args.param}"
+    actions = {option: action for action in train_cli.build_parser()._actions for option in action.option_strings}
+    if flag not in actions or flag in ("--logdir", "--help"):
+        p.error(f"--param {args.param}: linreg-train has no flag {flag}")
+    on_off = actions[flag].nargs == 0  # store_true flags: --no-shuffle, --sort-by-label
+    if on_off and not set(args.values) <= {"yes", "no"}:
+        p.error(f"{flag} is an on/off flag: give --values yes and/or no")
+
+    from linreg.figures import loss_curves_figure, read_scalars  # matplotlib: after the flags are checked
+
+    folder = sweep_dir(Path(args.logdir), args.param)
+    rows, curves = [], {}
+    for value in args.values:
+        run_logdir = folder / f"{args.param}={value}"
+        value_args = ([flag] if value == "yes" else []) if on_off else [flag, value]
+        try:
+            run_dir = train_cli.main([*train_args, *value_args, "--logdir", str(run_logdir)])
+        except SystemExit as e:
+            if e.code != 1:  # 1: diverged, kept in the table; anything else is bad input for every run
+                raise
+            run_dir = run_logdir / "version_0"
+        rows.append(result_row(value, json.loads((run_dir / "summary.json").read_text())))
+        curves[f"{args.param}={value}"] = read_scalars(run_dir).get("train/epoch_loss", [])
+
+    with (folder / "results.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    loss_curves_figure(curves, title=f"sweep over --{args.param}").savefig(folder / "loss_curves.png", dpi=80)
+
+    print(f"\n{args.param:>14} " + " ".join(f"{c:>15}" for c in COLUMNS[1:]))
+    for row in rows:
+        cells = [
+            f"{v:>15.4g}" if isinstance(v, float) else f"{'-' if v is None else v:>15}" for v in list(row.values())[1:]
+        ]
+        print(f"{row['value']:>14} " + " ".join(cells))
+    print(folder)
+    return folder
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""Train the book's linear regression (D2L §3.2) with PyTorch Lightning, and report like the book does.
+
+    linreg-train                                  # the book's run: 1000 examples, batch 10, lr 0.03, 3 epochs
+    linreg-train --accelerator gpu                # the same on a GPU (or: python scripts/train.py ...)
+    linreg-train --data houses.csv --target price --max-epochs 20    # your own CSV
+    tensorboard --logdir lightning_logs           # the curves of every run
+
+Prints a start line, one progress bar, `epoch N, loss ...` after each epoch, the errors in estimating w
+and b, SGD against the closed form, and the run folder `<logdir>/version_N/` holding the TensorBoard
+events, `summary.json` and `checkpoints/last.ckpt`. `--verbose` adds Lightning's own output. Bad input
+ends with one line on stderr and exit status 2, before Lightning is even imported where the flags and
+files alone show it; a diverging run ends with exit status 1.
+
+This file parses and checks; `linreg.runner` builds the Trainer and runs it.
+"""
+
+import argparse
+from pathlib import Path
+
+from linreg.cli import USER_ERRORS, Parser, fail, finite, program, readable_file
+from linreg.errors import CheckpointError, UsageError
+
+PROG = "train.py"
+
+
+def steps_per_execution(text: str) -> int | str:
+    """--steps-per-execution: "auto" or a whole number."""
+    return text if text == "auto" else int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog=program(PROG), description=__doc__.split("\n\n")[0])
+    g = p.add_argument_group("hardware (passed to lightning.Trainer)")
+    g.add_argument("--accelerator", default="auto", help="cpu, gpu, mps or auto (default: %(default)s)")
+    g.add_argument("--devices", default="auto", help="how many devices, a list like 0,1, or auto (default: auto)")
+    g.add_argument("--strategy", default="auto", help="auto, ddp, ... (default: %(default)s)")
+    g.add_argument("--num-nodes", type=int, default=1, help="machines for multi-node DDP (default: %(default)s)")
+    g.add_argument("--precision", default="32-true", help="32-true, 64-true, ... (default: %(default)s)")
+    g = p.add_argument_group("training (the book's hyperparameters)")
+    g.add_argument("--max-epochs", type=int, default=3, help="the book's num_epochs (default: %(default)s)")
+    g.add_argument("--max-steps", type=int, default=-1, help="stop after this many SGD steps (default: -1, no limit)")
+    g.add_argument("--batch-size", type=int, default=10, help="minibatch size (default: %(default)s)")
+    g.add_argument("--lr", type=finite, default=0.03, help="learning rate (default: %(default)s)")
+    g.add_argument("--init-std", type=finite, default=0.01, help="w ~ N(0, init_std²) at the start, b = 0 (0.01)")
+    g.add_argument("--no-shuffle", action="store_true", help="train on the stored order every epoch")
+    g.add_argument(
+        "--steps-per-execution",
+        type=steps_per_execution,
+        default="auto",
+        metavar="K",
+        help="SGD updates per Lightning batch: the same steps, Lightning's overhead paid once per K "
+        "(default: auto, 16384 // batch size, between 1 and 100)",
+    )
+    g = p.add_argument_group("synthetic data: y = X true_w + true_b + N(0, noise²)")
+    g.add_argument("--num-examples", type=int, default=1000, help="training examples (default: %(default)s)")
+    g.add_argument("--num-val", type=int, help="held-out examples, 0 for none (default: 1000; CSV: --val-fraction)")
+    g.add_argument("--true-w", type=finite, nargs="+", help="true weights, one per feature (default: 2 -3.4)")
+    g.add_argument("--true-b", type=finite, default=4.2, help="true bias (default: %(default)s)")
+    g.add_argument("--num-features", type=int, help="without --true-w: draw a true w ~ N(0, 1) of this size")
+    g.add_argument("--noise", type=finite, default=0.01, help="standard deviation of the label noise (0.01)")
+    g.add_argument("--sort-by-label", action="store_true", help="store the training set sorted by y")
+    g.add_argument("--streaming", action="store_true", help="never store the data: made per batch, any size")
+    g = p.add_argument_group("your own data: a CSV file with a header row")
+    g.add_argument("--data", metavar="FILE.csv", help="train on this CSV instead of synthetic data")
+    g.add_argument("--target", metavar="COLUMN", help="the column to predict (required with --data)")
+    g.add_argument("--features", metavar="COLUMN", nargs="+", help="the input columns (default: all but the target)")
+    g.add_argument("--val-fraction", type=finite, default=0.2, help="rows held out without --num-val (0.2)")
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=int, default=0, help="fixes the data, the init and the batch order (default: 0)")
+    g.add_argument("--logdir", default="lightning_logs", help="runs go to <logdir>/version_N/ (default: %(default)s)")
+    g.add_argument("--resume", metavar="CKPT", help="continue the run saved in this checkpoint, in a new run folder")
+    g.add_argument(
+        "--checkpoint-every-n-steps", type=int, default=0, help="also save last-step.ckpt after every N-th step (0)"
+    )
+    g.add_argument("--log-every-n-steps", type=int, default=10, help="train/loss and params/* cadence (10)")
+    g.add_argument(
+        "--closed-form",
+        choices=["auto", "always", "never"],
+        default="auto",
+        help="solve the closed form to compare SGD with; auto: where it costs less than the training (auto)",
+    )
+    g.add_argument("--verbose", action="store_true", help="also show Lightning's own messages, bars and warnings")
+    return p
+
+
+def check(args: argparse.Namespace) -> None:
+    """Reject what would fail later, or silently misbehave, with one line naming the flag or the file."""
+    positive = {"--batch-size": args.batch_size, "--lr": args.lr, "--num-examples": args.num_examples}
+    positive |= {"--log-every-n-steps": args.log_every_n_steps}
+    if args.steps_per_execution != "auto":
+        positive |= {"--steps-per-execution": args.steps_per_execution}
+    for flag, value in positive.items():
+        if not value > 0:
+            raise UsageError(f"{flag} must be positive, got {value}")
+    non_negative = {"--num-val": args.num_val or 0, "--noise": args.noise, "--init-std": args.init_std}
+    non_negative |= {"--checkpoint-every-n-steps": args.checkpoint_every_n_steps}
+    for flag, value in non_negative.items():
+        if not value >= 0:
+            raise UsageError(f"{flag} must not be negative, got {value}")
+    if args.num_features is not None and args.num_features <= 0:
+        raise UsageError(f"--num-features must be positive, got {args.num_features}")
+    if args.true_w is not None and args.num_features is not None and len(args.true_w) != args.num_features:
+        raise UsageError(f"--num-features {args.num_features} disagrees with the {len(args.true_w)} values of --true-w")
+    if args.data is not None and args.target is None:
+        raise UsageError("--data needs --target, the column to predict")
+    if args.streaming and (args.data is not None or args.sort_by_label):
+        raise UsageError("--streaming makes synthetic data batch by batch: not with --data or --sort-by-label")
+    if args.data is not None:
+        readable_file("--data", args.data, UsageError)
+    if args.resume is not None:
+        readable_file("--resume", args.resume, CheckpointError)
+    if args.accelerator in ("gpu", "cuda"):
+        import torch  # only to ask for a GPU; Lightning is still not loaded
+
+        if not torch.cuda.is_available():
+            raise UsageError(f"--accelerator {args.accelerator}: no CUDA GPU is available on this machine")
+
+
+def main(argv: list[str] | None = None) -> Path:
+    args = build_parser().parse_args(argv)
+    try:
+        check(args)
+        checkpoint = None
+        if args.resume is not None:
+            from linreg.checkpoint import read_checkpoint  # torch only
+
+            checkpoint = read_checkpoint(args.resume)
+        from linreg.runner import run  # Lightning, seconds to import: only once the input is known to be good
+
+        return run(args, checkpoint)
+    except USER_ERRORS as e:
+        fail(program(PROG), e)
+
+
+if __name__ == "__main__":
+    main()

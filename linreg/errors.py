@@ -1,0 +1,24 @@
+"""The errors a user's input can cause. Each message is one line for the user: the commands print it after
+`<command>: error:` and exit with status 2, never with a traceback.
+
+No imports: the command line names these before torch and Lightning are loaded (see linreg/cli/).
+"""
+
+
+class UsageError(ValueError):
+    """A flag's value that cannot work."""
+
+
+class DataError(ValueError):
+    """A data file that cannot be read, or rows that cannot be trained on."""
+
+
+class CheckpointError(ValueError):
+    """A path given as a checkpoint that is missing or is not one of this project's."""
+
+
+class ResumeError(ValueError):
+    """A checkpoint's position that this run cannot continue from."""
+
+
+USER_ERRORS = (UsageError, DataError, CheckpointError, ResumeError)

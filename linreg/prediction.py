@@ -1,0 +1,51 @@
+"""Predictions of a trained checkpoint for the rows of a CSV file, through Lightning's predict loop.
+
+    header, rows, predictions = predict("lightning_logs/version_0/checkpoints/last.ckpt", "new.csv")
+
+The command around it (flags, checks, writing the CSV) is linreg/cli/predict.py, `linreg-predict`.
+"""
+
+import csv
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from linreg.checkpoint import read_checkpoint
+from linreg.csv_data import open_csv, read_columns, read_header, standardize
+from linreg.errors import CheckpointError, DataError
+from linreg.model import LinearRegressionScratch
+from linreg.sampler import MinibatchSampler
+
+
+def predict(checkpoint_path: str, data: str, accelerator: str = "auto", batch_size: int = 65536):
+    """(header, rows as read, predictions (n,)) for the CSV file `data`, in the model's dtype."""
+    checkpoint = read_checkpoint(checkpoint_path)
+    dtype = checkpoint["state_dict"]["w"].dtype  # a float64 model (--precision 64-true) predicts in float64
+    model = LinearRegressionScratch(**checkpoint["hyper_parameters"]).to(dtype)
+    model.load_state_dict(checkpoint["state_dict"])
+    scaling = checkpoint.get("CSVRegressionDataModule")  # saved by the DataModule's state_dict
+    synthetic = "true_w" in checkpoint.get("datamodule_hyper_parameters", {})  # trained on N(0, 1) features
+    if not scaling and not synthetic:
+        raise CheckpointError(
+            f"{checkpoint_path}: holds no standardization of its features and was not trained on synthetic data: "
+            "there is no telling how to scale the columns"
+        )
+    header = read_header(data)
+    features = scaling["feature_names"] if scaling else header
+    if len(features) != model.hparams.num_inputs:
+        raise DataError(f"{data}: {len(features)} feature columns, but the model takes {model.hparams.num_inputs}")
+    X = read_columns(data, features)  # (n, num_inputs), float64; DataError on any bad cell
+    if scaling:
+        X = standardize(X, scaling["mean"], scaling["std"])
+    loader = DataLoader(
+        TensorDataset(X.to(dtype)), sampler=MinibatchSampler(len(X), batch_size, shuffle=False), batch_size=None
+    )
+    precision = "64-true" if dtype == torch.float64 else "32-true"
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=1, precision=precision, logger=False, enable_progress_bar=False
+    )
+    predictions = torch.cat([p.reshape(-1).cpu() for p in trainer.predict(model, loader)])
+    with open_csv(data) as f:
+        rows = [row for row in list(csv.reader(f))[1:] if row and any(cell.strip() for cell in row)]
+    return header, rows, predictions

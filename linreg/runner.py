@@ -1,0 +1,184 @@
+"""What `linreg-train` runs once its flags are checked: build the DataModule, module and Trainer, fit, report.
+
+    from linreg.cli.train import build_parser
+    from linreg.runner import build, run
+    datamodule, model, trainer = build(build_parser().parse_args(["--batch-size", "100"]))
+
+`build` is the Trainer the command line asks for (the benchmark times exactly this); `run` fits it and
+prints the book's report. By default the terminal shows the project's lines only (`linreg.cli.quiet`).
+"""
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities import rank_zero_only
+
+from linreg.callbacks import BookReport, StepCheckpoint, losses_line, parameter_errors
+from linreg.cli import program, quiet
+from linreg.csv_data import CSVRegressionDataModule
+from linreg.data import InMemoryRegressionDataModule, SyntheticRegressionDataModule
+from linreg.errors import UsageError
+from linreg.loggers import TensorBoard
+from linreg.model import LinearRegressionScratch
+from linreg.progress import ProgressBar
+from linreg.sampler import auto_steps_per_execution
+from linreg.streaming import StreamingRegressionDataModule
+from linreg.summary import run_summary, write_summary
+
+say = rank_zero_only(print)  # under DDP every rank runs this: only rank 0 talks
+
+
+def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, LinearRegressionScratch, L.Trainer]:
+    """The DataModule, the module and the Trainer that a command line asks for."""
+    if not args.verbose:
+        quiet(program("train.py"))
+    L.seed_everything(args.seed, verbose=False)  # the initialization of w; data and order have their own
+    K = args.steps_per_execution
+    K = auto_steps_per_execution(args.batch_size) if K == "auto" else K
+    if args.data is not None:
+        datamodule = CSVRegressionDataModule(
+            args.data,
+            args.target,
+            args.features,
+            args.num_val,
+            args.val_fraction,
+            args.batch_size,
+            args.seed,
+            shuffle=not args.no_shuffle,
+            steps_per_execution=K,
+        )
+    else:
+        synthetic = dict(
+            true_w=args.true_w if args.true_w or args.num_features else [2.0, -3.4],
+            true_b=args.true_b,
+            num_examples=args.num_examples,
+            num_val=1000 if args.num_val is None else args.num_val,
+            batch_size=args.batch_size,
+            noise=args.noise,
+            seed=args.seed,
+            num_features=args.num_features,
+            shuffle=not args.no_shuffle,
+            sort_by_label=args.sort_by_label,
+            steps_per_execution=K,
+        )
+        module = StreamingRegressionDataModule if args.streaming else SyntheticRegressionDataModule
+        datamodule = module(**synthetic)
+    model = LinearRegressionScratch(num_inputs=datamodule.num_inputs, lr=args.lr, init_std=args.init_std)
+    trainer = L.Trainer(
+        accelerator=args.accelerator,
+        devices=args.devices,
+        strategy=args.strategy,
+        num_nodes=args.num_nodes,
+        precision=args.precision,
+        max_epochs=args.max_epochs,
+        max_steps=args.max_steps,
+        # no placeholder hp_metric of -1 at step 0: the HPARAMS tab gets the run's final metrics (log_hparams)
+        logger=TensorBoard(args.logdir, name="", default_hp_metric=False),
+        callbacks=[
+            ModelCheckpoint(save_last=True, save_top_k=0),  # last.ckpt at the end of fit
+            BookReport(args.closed_form),
+            ProgressBar(evaluation_bars=args.verbose),
+            # and after every N-th step if asked, in the middle of an epoch too (README, "Resuming")
+            *([StepCheckpoint(args.checkpoint_every_n_steps)] if args.checkpoint_every_n_steps > 0 else []),
+        ],
+        log_every_n_steps=args.log_every_n_steps,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,  # MinibatchSampler already has the book's semantics
+        enable_model_summary=False,
+    )
+    return datamodule, model, trainer
+
+
+def rounded(values: list[float]) -> list[float]:
+    return [round(v, 6) for v in values]
+
+
+def run(args: argparse.Namespace, checkpoint: dict | None = None) -> Path:
+    """Fit and report; under DDP every rank runs this and returns the run folder."""
+    try:
+        return fit_and_report(args, checkpoint)
+    except MisconfigurationException as e:  # Lightning's word for bad flags (--devices 3 on 2 CPUs, ...)
+        raise UsageError(str(e).strip().splitlines()[0]) from None
+    finally:
+        # Lightning leaves the DDP process group up after fit; left to interpreter exit, gloo's threads can
+        # abort the process ("terminate called without an active exception").
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def fit_and_report(args: argparse.Namespace, checkpoint: dict | None) -> Path:
+    datamodule, model, trainer = build(args)
+    processes = (
+        f", {trainer.world_size} processes ({type(trainer.strategy).__name__})" if trainer.world_size > 1 else ""
+    )
+    say(f"seed {args.seed}, device {trainer.strategy.root_device}{processes}")
+    if args.streaming:
+        say(
+            f"streaming: {args.num_examples} examples, never stored; the loss after each epoch is measured "
+            f"on a fixed held-out stream of {datamodule.hparams.num_val} examples, not on the training set"
+        )
+    if isinstance(datamodule, CSVRegressionDataModule) and checkpoint is not None:
+        datamodule.check_resume(checkpoint.get(type(datamodule).__qualname__, {}))
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule, ckpt_path=args.resume, weights_only=True if args.resume else None)
+    fit_seconds = time.perf_counter() - start
+    diverged = model.diverged_at_step is not None
+    if model.evaluated_at_step != trainer.global_step and not diverged:  # --max-steps stopped it mid-epoch
+        trainer.validate(model, datamodule=datamodule, verbose=False)
+        if trainer.is_global_zero:  # no progress bar is active any more: a plain print
+            print(f"step {trainer.global_step}, {losses_line(trainer.callback_metrics)}")
+    run_dir = Path(trainer.log_dir)  # a broadcast from rank 0 under DDP: every rank asks, once
+    if not trainer.is_global_zero:
+        return run_dir
+
+    solution = next(c for c in trainer.callbacks if isinstance(c, BookReport)).solution
+    summary = run_summary(trainer, model, datamodule, run_dir, fit_seconds, vars(args), solution)
+    write_summary(summary, run_dir)
+    log_hparams(trainer, summary)
+    if diverged:
+        print(
+            f"{program('train.py')}: error: the loss became inf or nan by step {model.diverged_at_step} "
+            f"with --lr {args.lr:g}: "
+            f"the steps overshoot and grow. Try a smaller learning rate, e.g. --lr {args.lr / 10:g}. "
+            f"What was logged is in {run_dir}",
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    errors = parameter_errors(model, datamodule)
+    if errors is not None and len(errors[0]) > 10:
+        print(f"error in estimating w: norm {errors[0].norm():.6f}, largest {errors[0].abs().max():.6f}")
+        print(f"error in estimating b: {errors[1]:.6f}")
+    elif errors is not None:
+        print(f"error in estimating w: {rounded(errors[0].tolist())}")
+        print(f"error in estimating b: {errors[1]:.6f}")
+    names = f" ({', '.join(datamodule.feature_names)})" if datamodule.feature_names else ""
+    if solution is not None:  # none for streamed data (no training set in memory), or skipped by --closed-form
+        closed = summary["closed_form"]
+        print(f"sgd:         w{names} {rounded(summary['w'])}, b {summary['b']:.6f}, loss {summary['train_loss']:.6g}")
+        print(
+            f"closed form: w{names} {rounded(closed['w'])}, b {closed['b']:.6f}, loss {closed['train_loss']:.6g} "
+            f"(sgd is {summary['excess_loss']:.3g} above it)"
+        )
+    print(f"run folder: {run_dir}")
+    return run_dir
+
+
+def log_hparams(trainer: L.Trainer, summary: dict) -> None:
+    """TensorBoard's HPARAMS tab: every flag of the run, and its final metrics at its last step."""
+    metrics = {"hparams/train_loss": summary["train_loss"], "hparams/val_loss": summary["val_loss"]}
+    if summary["true_w"] is not None and summary["w"] is not None:
+        metrics["hparams/w_error"] = math.dist(summary["w"], summary["true_w"])
+    metrics["hparams/excess_loss"] = summary["excess_loss"]
+    if summary["status"] != "ok":  # diverged: the metrics that say so
+        metrics = {"hparams/train_loss": math.nan}
+    metrics = {name: value for name, value in metrics.items() if value is not None}
+    for logger in trainer.loggers:
+        logger.log_hyperparams(summary["hparams"], metrics=metrics, step=trainer.global_step)
+        logger.finalize("success")  # fit closed the event file; log_hyperparams reopened it: flush and close

@@ -1,0 +1,80 @@
+"""The commands answer at once: help, version and bad input come before Lightning is imported.
+
+Checked by what a fresh interpreter has imported when the command is done, not by a timed test (the
+seconds are in `linreg-benchmark --whole-process`). A command that imported Lightning first would pass
+every other test and still make each typo cost seconds: these catch it.
+"""
+
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import pytest
+
+from linreg import __version__
+
+PROBE = """
+import sys
+from linreg.cli import {name}
+try:
+    {name}.main({argv!r})
+except SystemExit as e:
+    print("exit", e.code)
+print("loaded", *sorted(m for m in ("torch", "lightning") if m in sys.modules))
+"""
+
+
+def probe(name: str, *argv: str, cwd=None) -> tuple[int, str, str]:
+    """(exit status, stdout without the last line, the heavy modules imported) of a command in a fresh process."""
+    code = PROBE.format(name=name, argv=list(argv))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=cwd)
+    *lines, status, loaded = out.stdout.strip().splitlines()
+    return int(status.split()[1]), "\n".join(lines) + out.stderr, loaded.removeprefix("loaded").strip()
+
+
+@pytest.mark.parametrize(
+    "name, argv",
+    [
+        ("train", ["--help"]),
+        ("train", ["--version"]),
+        ("predict", ["--help"]),
+        ("sweep", ["--help"]),
+        ("figures", ["--help"]),
+    ],
+)
+def test_help_and_version_load_neither_torch_nor_lightning(name, argv):
+    status, text, loaded = probe(name, *argv)
+    assert status == 0 and loaded == ""
+    assert (f"linreg {__version__}" in text) if argv == ["--version"] else ("usage:" in text)
+
+
+@pytest.mark.parametrize(
+    "name, argv, says",
+    [
+        ("train", ["--batch-size", "0"], "--batch-size must be positive, got 0"),
+        ("train", ["--lr", "nan"], "argument --lr"),
+        ("train", ["--max-epochs", "three"], "argument --max-epochs: invalid int value"),
+        ("train", ["--data", "missing.csv", "--target", "y"], "--data missing.csv: no such file"),
+        ("train", ["--data", ".", "--target", "y"], "--data .: not a file"),
+        ("train", ["--resume", "missing.ckpt"], "--resume missing.ckpt: no such file"),
+        ("predict", ["--checkpoint", "missing.ckpt", "--data", "x.csv"], "--checkpoint missing.ckpt: no such file"),
+        ("sweep", ["--param", "nope", "--values", "1"], "linreg-train has no flag --nope"),
+    ],
+)
+def test_bad_flags_and_files_answer_before_torch_is_imported(name, argv, says, tmp_path):
+    status, text, loaded = probe(name, *argv, cwd=tmp_path)
+    assert status == 2 and loaded == ""
+    assert says in text and "Traceback" not in text and len(text.strip().splitlines()) == 1
+
+
+def test_a_file_that_is_no_checkpoint_needs_torch_to_tell_but_not_lightning(tmp_path):
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    status, text, loaded = probe("train", "--resume", "notes.ckpt", cwd=tmp_path)
+    assert status == 2 and loaded == "torch"
+    assert "notes.ckpt: not a checkpoint that torch can read" in text
+
+
+def test_console_scripts_name_each_commands_main():
+    scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts") if ep.name.startswith("linreg-")}
+    commands = ["train", "predict", "sweep", "benchmark", "figures"]
+    assert scripts == {f"linreg-{name}": f"linreg.cli.{name}:main" for name in commands}
