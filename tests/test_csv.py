@@ -39,7 +39,7 @@ def test_split_and_standardization_use_the_training_rows_only(houses):
 
 
 def test_coefficients_come_back_in_the_datas_units(houses, tmp_path):
-    run_dir = train.main(
+    run_dir = train.run(
         [
             "--logdir",
             str(tmp_path),
@@ -61,7 +61,7 @@ def test_coefficients_come_back_in_the_datas_units(houses, tmp_path):
 
 
 def test_predict_writes_the_rows_with_a_prediction_column(houses, tmp_path, capsys):
-    run_dir = train.main(["--logdir", str(tmp_path), "--data", str(houses), "--target", "price", "--max-epochs", "60"])
+    run_dir = train.run(["--logdir", str(tmp_path), "--data", str(houses), "--target", "price", "--max-epochs", "60"])
     new = tmp_path / "new.csv"
     new.write_text("area,age\n100,10\n200.5,0\n")
     capsys.readouterr()
@@ -96,7 +96,7 @@ def predictions(capsys, checkpoint, data) -> list[str]:
 
 def test_a_float64_model_predicts_in_float64_with_every_digit(houses, tmp_path, capsys):
     args = ["--logdir", str(tmp_path), "--data", str(houses), "--target", "price", "--precision", "64-true"]
-    run_dir = train.main([*args, "--max-epochs", "5"])
+    run_dir = train.run([*args, "--max-epochs", "5"])
     summary = json.loads((run_dir / "summary.json").read_text())
     new = tmp_path / "new.csv"
     new.write_text("area,age\n100.3,10\n231.7,3\n")
@@ -108,7 +108,7 @@ def test_a_float64_model_predicts_in_float64_with_every_digit(houses, tmp_path, 
 
 
 def test_a_synthetic_model_predicts_on_raw_columns_and_an_unknown_one_is_refused(tmp_path, capsys):
-    run_dir = train.main(["--logdir", str(tmp_path), "--max-epochs", "1"])
+    run_dir = train.run(["--logdir", str(tmp_path), "--max-epochs", "1"])
     summary = json.loads((run_dir / "summary.json").read_text())
     new = tmp_path / "new.csv"
     new.write_text("x0,x1\n1,0\n0,1\n")

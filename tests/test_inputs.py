@@ -29,9 +29,9 @@ def csv_file(tmp_path, text: str, name: str = "data.csv"):
 
 
 def in_process(capsys, *args: str) -> subprocess.CompletedProcess:
-    """train.main(args) in this process: the same code as the CLI, without paying for a new interpreter."""
+    """train.run(args) in this process: the same code as the CLI, without paying for a new interpreter."""
     with pytest.raises(SystemExit) as exit_info:
-        train.main(list(args))
+        train.run(list(args))
     return subprocess.CompletedProcess(args, exit_info.value.code, "", capsys.readouterr().err)
 
 

@@ -15,7 +15,7 @@ train = command("train")
 
 
 def summary_of(tmp_path, *args: str) -> dict:
-    run_dir = train.main(["--logdir", str(tmp_path), *args])
+    run_dir = train.run(["--logdir", str(tmp_path), *args])
     return json.loads((run_dir / "summary.json").read_text())
 
 
@@ -56,7 +56,7 @@ def test_full_batch_gradient_descent_in_float64_reaches_the_closed_form(tmp_path
 
 
 def test_excess_loss_is_logged_never_negative_and_is_the_gap_to_the_closed_form(tmp_path):
-    run_dir = train.main(["--logdir", str(tmp_path), "--precision", "64-true"])
+    run_dir = train.run(["--logdir", str(tmp_path), "--precision", "64-true"])
     summary = json.loads((run_dir / "summary.json").read_text())
     logged = scalars(run_dir)
     # the optimum's loss by hand: least squares (QR) on the same float64 data, not the project's solver

@@ -12,7 +12,7 @@ train = command("train")
 
 
 def run(tmp_path, *args: str) -> tuple[dict, object]:
-    run_dir = train.main(["--logdir", str(tmp_path), *args])
+    run_dir = train.run(["--logdir", str(tmp_path), *args])
     return json.loads((run_dir / "summary.json").read_text()), run_dir
 
 
@@ -117,7 +117,7 @@ def test_a_csv_resume_with_other_features_is_refused_in_one_line(tmp_path, capsy
     path = houses(tmp_path)
     _, first = run(tmp_path, "--data", path, "--target", "price", "--max-epochs", "1")
     with pytest.raises(SystemExit) as exit_info:
-        train.main(
+        train.run(
             [
                 "--logdir",
                 str(tmp_path / "again"),

@@ -19,7 +19,7 @@ def epoch_lines(out: str) -> list[str]:
 
 
 def run(tmp_path, name: str, *args: str) -> tuple[dict, dict]:
-    run_dir = train.main(["--logdir", str(tmp_path / name), *args])
+    run_dir = train.run(["--logdir", str(tmp_path / name), *args])
     return json.loads((run_dir / "summary.json").read_text()), read_scalars(run_dir)
 
 
@@ -61,7 +61,7 @@ def test_divergence_stops_at_the_same_step_for_every_k(tmp_path, capsys):
     summaries = []
     for K in ("1", "7"):
         with pytest.raises(SystemExit) as exit_info:
-            train.main(["--logdir", str(tmp_path / K), "--lr", "50", "--steps-per-execution", K])
+            train.run(["--logdir", str(tmp_path / K), "--lr", "50", "--steps-per-execution", K])
         assert exit_info.value.code == 1
         summaries.append(json.loads((tmp_path / K / "version_0" / "summary.json").read_text()))
     assert summaries[0]["status"] == summaries[1]["status"] == "diverged at step 30"
@@ -72,7 +72,7 @@ def test_step_checkpoints_land_on_their_steps_mid_block_and_resume_exactly(tmp_p
     # every 25 updates with blocks of 7: 25, 50, 75, ... fall inside blocks; stop at 130, resume from 125
     straight = run(tmp_path, "straight", "--steps-per-execution", "7")
     common = ["--steps-per-execution", "7", "--checkpoint-every-n-steps", "25"]
-    first = train.main(["--logdir", str(tmp_path / "first"), *common, "--max-steps", "130"])
+    first = train.run(["--logdir", str(tmp_path / "first"), *common, "--max-steps", "130"])
     checkpoint = first / "checkpoints" / "last-step.ckpt"
     assert torch.load(checkpoint, weights_only=True)["global_step"] == 125
     resumed = run(tmp_path, "resumed", *common, "--resume", str(checkpoint))
@@ -81,10 +81,10 @@ def test_step_checkpoints_land_on_their_steps_mid_block_and_resume_exactly(tmp_p
 
 
 def test_resuming_mid_epoch_with_another_k_is_refused_in_one_line(tmp_path, capsys):
-    first = train.main(["--logdir", str(tmp_path), "--steps-per-execution", "7", "--max-steps", "130",
+    first = train.run(["--logdir", str(tmp_path), "--steps-per-execution", "7", "--max-steps", "130",
                         "--checkpoint-every-n-steps", "25"])  # fmt: skip
     with pytest.raises(SystemExit) as exit_info:
-        train.main(["--logdir", str(tmp_path), "--steps-per-execution", "4",
+        train.run(["--logdir", str(tmp_path), "--steps-per-execution", "4",
                     "--resume", str(first / "checkpoints" / "last-step.ckpt")])  # fmt: skip
     assert exit_info.value.code == 2
     (line,) = capsys.readouterr().err.strip().splitlines()

@@ -158,12 +158,12 @@ def test_streaming_sampler_is_the_feistel_order_across_chunk_edges_and_ranks(mon
 
 def test_a_billion_examples_train_and_the_same_seed_repeats(tmp_path, capsys):
     args = ["--streaming", "--num-examples", str(10**9), "--max-steps", "300", "--num-val", "500"]
-    first = train.main(["--logdir", str(tmp_path), *args])
+    first = train.run(["--logdir", str(tmp_path), *args])
     out = capsys.readouterr().out
     assert "never stored" in out and "held-out stream of 500 examples" in out  # the output says so
     summary = json.loads((first / "summary.json").read_text())
     assert summary["global_step"] == 300 and summary["train_loss"] is None and summary["closed_form"] is None
     assert summary["val_loss"] < 1e-4  # learned, judged on the held-out stream
     assert max(abs(w - t) for w, t in zip(summary["w"], summary["true_w"], strict=True)) < 5e-3
-    second = json.loads((train.main(["--logdir", str(tmp_path), *args]) / "summary.json").read_text())
+    second = json.loads((train.run(["--logdir", str(tmp_path), *args]) / "summary.json").read_text())
     assert (second["w"], second["b"]) == (summary["w"], summary["b"])  # bit-identical

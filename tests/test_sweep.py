@@ -15,7 +15,7 @@ TINY = ["--num-examples", "100", "--num-val", "50", "--max-epochs", "2"]
 
 
 def test_sweep_writes_the_table_the_csv_and_a_png(tmp_path, capsys):
-    folder = sweep.main(["--param", "lr", "--values", "0.03", "0.3", "50", "--logdir", str(tmp_path), *TINY])
+    folder = sweep.run(["--param", "lr", "--values", "0.03", "0.3", "50", "--logdir", str(tmp_path), *TINY])
     assert folder == tmp_path / "sweep_lr_0"
     assert capsys.readouterr().out.rstrip().endswith(str(folder))  # the sweep folder's path, last
     rows = list(csv.DictReader((folder / "results.csv").open()))
@@ -31,23 +31,23 @@ def test_sweep_writes_the_table_the_csv_and_a_png(tmp_path, capsys):
     image = imread(folder / "loss_curves.png")  # a PNG matplotlib can read back
     assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
     assert sorted(p.name for p in folder.iterdir()) == ["loss_curves.png", "lr=0.03", "lr=0.3", "lr=50", "results.csv"]
-    assert sweep.main(["--param", "lr", "--values", "0.03", "--logdir", str(tmp_path), *TINY]).name == "sweep_lr_1"
+    assert sweep.run(["--param", "lr", "--values", "0.03", "--logdir", str(tmp_path), *TINY]).name == "sweep_lr_1"
 
 
 def test_a_streaming_sweep_has_no_training_loss_or_closed_form(tmp_path, capsys):
     stream = ["--streaming", "--num-examples", "1000", "--num-val", "100", "--max-epochs", "1"]
-    folder = sweep.main(["--param", "lr", "--values", "0.03", "0.1", "--logdir", str(tmp_path), *stream])
+    folder = sweep.run(["--param", "lr", "--values", "0.03", "0.1", "--logdir", str(tmp_path), *stream])
     rows = list(csv.DictReader((folder / "results.csv").open()))
     assert [(r["train_loss"], r["excess_loss"]) for r in rows] == [("", ""), ("", "")]
     assert float(rows[1]["val_loss"]) < float(rows[0]["val_loss"]) and float(rows[1]["w_error"]) < 0.01
 
 
 def test_on_off_flags_and_bad_params(tmp_path, capsys):
-    folder = sweep.main(["--param", "no-shuffle", "--values", "no", "yes", "--logdir", str(tmp_path), *TINY])
+    folder = sweep.run(["--param", "no-shuffle", "--values", "no", "yes", "--logdir", str(tmp_path), *TINY])
     assert [r["value"] for r in csv.DictReader((folder / "results.csv").open())] == ["no", "yes"]
     for bad in (["--param", "learning-rate", "--values", "1"], ["--param", "no-shuffle", "--values", "1"]):
         with pytest.raises(SystemExit):
-            sweep.main([*bad, "--logdir", str(tmp_path)])
+            sweep.run([*bad, "--logdir", str(tmp_path)])
         assert capsys.readouterr().err.startswith("sweep.py: error:")
 
 

@@ -26,7 +26,8 @@ scalars = read_scalars
 # Every line a default run may print (issue 13): the project's own, and its one progress bar.
 ALLOWED_LINES = {
     "start": r"seed \d+, device \w+",
-    "bar": r"Epoch \d+: +\d+%\|.*\| \d+/\d+ \[.*it/s.*\]",  # tqdm, redrawn in place
+    # tqdm, redrawn in place: "Training" until the first epoch starts, then "Epoch N" with the updates done
+    "bar": r"(Training: +\|.*|Epoch \d+: +\d+%\|.*\| \d+/\d+) \[.*it/s.*\]",
     "epoch": r"epoch \d+, loss \d+\.\d{6}(, val loss \d+\.\d{6})?",
     "errors": r"error in estimating [wb]: .+",
     "sgd": r"sgd: +w.+, b .+, loss .+",
@@ -147,7 +148,7 @@ def test_hparams_tab_has_every_flag_and_the_final_metrics(book_run):
 
 
 def test_max_steps_mid_epoch_still_reports_final_losses(tmp_path, capsys):
-    run_dir = train.main(["--logdir", str(tmp_path), "--max-steps", "150", "--seed", "3"])
+    run_dir = train.run(["--logdir", str(tmp_path), "--max-steps", "150", "--seed", "3"])
     # a line of its own: at the start of a line, or after the carriage return that clears the progress bar
     assert re.search(r"(^|\r)step 150, loss \d+\.\d{6}, val loss \d+\.\d{6}$", capsys.readouterr().out, re.M)
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -158,7 +159,7 @@ def test_max_steps_mid_epoch_still_reports_final_losses(tmp_path, capsys):
 
 
 def test_num_features_and_no_held_out_set(tmp_path):
-    run_dir = train.main(["--logdir", str(tmp_path), "--num-features", "4", "--num-val", "0", "--max-epochs", "1"])
+    run_dir = train.run(["--logdir", str(tmp_path), "--num-features", "4", "--num-val", "0", "--max-epochs", "1"])
     summary = json.loads((run_dir / "summary.json").read_text())
     assert len(summary["true_w"]) == len(summary["w"]) == 4
     assert summary["val_loss"] is None
@@ -168,23 +169,23 @@ def test_num_features_and_no_held_out_set(tmp_path):
 
 
 def test_runs_get_their_own_version_folders(tmp_path):
-    first = train.main(["--logdir", str(tmp_path), "--max-steps", "2"])
-    second = train.main(["--logdir", str(tmp_path), "--max-steps", "2"])
+    first = train.run(["--logdir", str(tmp_path), "--max-steps", "2"])
+    second = train.run(["--logdir", str(tmp_path), "--max-steps", "2"])
     assert (first.name, second.name) == ("version_0", "version_1")
     assert (first / "summary.json").is_file() and (second / "summary.json").is_file()
 
 
 def test_closed_form_policy(tmp_path, capsys):
     wide = ["--num-features", "400", "--num-examples", "500", "--num-val", "0", "--max-epochs", "1"]
-    run_dir = train.main(["--logdir", str(tmp_path), *wide])  # auto: 401 > 320 for one epoch, skipped
+    run_dir = train.run(["--logdir", str(tmp_path), *wide])  # auto: 401 > 320 for one epoch, skipped
     out = capsys.readouterr().out
     assert "closed form skipped: with 400 features it costs more than 1 epoch of training" in out
     assert "closed form:" not in out
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["closed_form"] is None and summary["excess_loss"] is None
-    run_dir = train.main(["--logdir", str(tmp_path), *wide, "--closed-form", "always"])
+    run_dir = train.run(["--logdir", str(tmp_path), *wide, "--closed-form", "always"])
     assert "closed form:" in capsys.readouterr().out
     assert json.loads((run_dir / "summary.json").read_text())["closed_form"]["train_loss"] > 0
-    run_dir = train.main(["--logdir", str(tmp_path), "--max-epochs", "1", "--closed-form", "never"])
+    run_dir = train.run(["--logdir", str(tmp_path), "--max-epochs", "1", "--closed-form", "never"])
     assert "closed form" not in capsys.readouterr().out
     assert "reference/closed_form_loss" not in scalars(run_dir)

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as logdir:
-        run_dir = train.main(["--logdir", logdir])
+        run_dir = train.run(["--logdir", logdir])
         summary = json.loads((run_dir / "summary.json").read_text())
         closed = summary["closed_form"]
         figure = trajectory_figure(
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         figure.savefig(out / "trajectories.png", dpi=80)
         for name, args in EXERCISES.items():
-            folder = sweep.main([*args, "--logdir", logdir])
+            folder = sweep.run([*args, "--logdir", logdir])
             shutil.copy(folder / "loss_curves.png", out / f"{name}.png")
     print(f"figures written to {out}")
 

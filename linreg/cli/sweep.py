@@ -45,7 +45,8 @@ def result_row(value: str, summary: dict) -> dict:
     return row
 
 
-def main(argv: list[str] | None = None) -> Path:
+def run(argv: list[str] | None = None) -> Path:
+    """The sweep on `argv`: its folder, or SystemExit with the status of bad input."""
     p = Parser(prog=program("sweep.py"), description=__doc__.split("\n\n")[0])
     p.add_argument("--param", required=True, help="a train.py flag without its dashes: lr, batch-size, ...")
     p.add_argument("--values", required=True, nargs="+", help="its values; yes/no for an on/off flag")
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> Path:
         run_logdir = folder / f"{args.param}={value}"
         value_args = ([flag] if value == "yes" else []) if on_off else [flag, value]
         try:
-            run_dir = train_cli.main([*train_args, *value_args, "--logdir", str(run_logdir)])
+            run_dir = train_cli.run([*train_args, *value_args, "--logdir", str(run_logdir)])
         except SystemExit as e:
             if e.code != 1:  # 1: diverged, kept in the table; anything else is bad input for every run
                 raise
@@ -89,6 +90,11 @@ def main(argv: list[str] | None = None) -> Path:
         print(f"{row['value']:>14} " + " ".join(cells))
     print(folder)
     return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script `linreg-sweep`."""
+    run(argv)
 
 
 if __name__ == "__main__":

@@ -116,7 +116,8 @@ def check(args: argparse.Namespace) -> None:
             raise UsageError(f"--accelerator {args.accelerator}: no CUDA GPU is available on this machine")
 
 
-def main(argv: list[str] | None = None) -> Path:
+def run(argv: list[str] | None = None) -> Path:
+    """The command on `argv`: its run folder, or SystemExit with the status (2: bad input, 1: diverged)."""
     args = build_parser().parse_args(argv)
     try:
         check(args)
@@ -130,6 +131,11 @@ def main(argv: list[str] | None = None) -> Path:
         return run(args, checkpoint)
     except USER_ERRORS as e:
         fail(program(PROG), e)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script `linreg-train` (it exits with what this returns: nothing, status 0)."""
+    run(argv)
 
 
 if __name__ == "__main__":
