@@ -1,4 +1,5 @@
-"""Lightning callbacks: the book's report of a run and step checkpoints (the progress bar: linreg/progress.py).
+"""Lightning callbacks: the book's report of a run (the progress bar: linreg/progress.py; step checkpoints:
+linreg/safety.py).
 
 - `BookReport`: everything the book and its text report about a run, with nothing changed in training:
   - after every epoch, the book's line `epoch 1, loss 0.036131, val loss 0.036610`;
@@ -7,7 +8,6 @@
   - the parameters' trajectories `params/w_0`, `params/w_1`, ..., `params/b` and, with a known truth,
     `params/w_error` (‖w - w_true‖) and `params/b_error` (|b - b_true|); at the end of fit, a figure of
     them drawn from the run's own event file (`params/trajectories`, the IMAGES tab).
-- `StepCheckpoint`: `last-step.ckpt` after every N-th update, resumable exactly in the middle of an epoch.
 
 Lightning calls callbacks once per batch, and a batch here is a block of K updates (steps per execution):
 what must happen per update is in `on_train_update_end`, which the module calls after each one.
@@ -17,7 +17,6 @@ about 2 µs each, and at batch 10 the book's whole step takes 70 µs.
 """
 
 import math
-from pathlib import Path
 
 import lightning as L
 import torch
@@ -169,30 +168,3 @@ class BookReport(L.Callback):
             return
         for logger in trainer.loggers:
             logger.log_metrics(metrics, step=trainer.global_step)
-
-
-class StepCheckpoint(L.Callback):
-    """Saves `last-step.ckpt` after every `every_n_steps`-th SGD update: resumable mid-epoch, mid-block too.
-
-    Into `dirpath`; by default the ModelCheckpoint's folder, or `<log_dir>/checkpoints` without one.
-    Always from inside the training step (`on_train_update_end`, which the module calls after each update),
-    the last step of an epoch too: Lightning restores a checkpoint taken there as "this block still to
-    run", and the sampler's saved position gives it the block's remaining minibatches, possibly none.
-    (Saved after the block instead, at an epoch's last step, Lightning 2.6 restores it as the next epoch
-    with all its batches done, and skips that epoch.) A file of its own: ModelCheckpoint's `last.ckpt`,
-    written when fit ends, records an epoch stopped by max_steps as finished.
-    """
-
-    def __init__(self, every_n_steps: int, dirpath: str | Path | None = None) -> None:
-        self.every_n_steps = every_n_steps
-        self.dirpath = dirpath
-
-    def on_train_update_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.global_step % self.every_n_steps != 0:
-            return
-        if self.dirpath is None:  # here, not in setup: ModelCheckpoint sets its dirpath in its own setup,
-            # which can run after this callback's. Every rank gets here at the same step (log_dir broadcasts).
-            checkpoint = trainer.checkpoint_callback
-            root = Path(trainer.log_dir or trainer.default_root_dir)
-            self.dirpath = checkpoint.dirpath if checkpoint else root / "checkpoints"
-        trainer.save_checkpoint(Path(self.dirpath) / "last-step.ckpt")

@@ -34,12 +34,19 @@ def open_csv(path: str | Path):
     return Path(path).open(newline="", encoding="utf-8-sig")
 
 
+def not_text(path: str | Path) -> DataError:
+    return DataError(f"{path}: not a CSV file (binary data, or text that is not UTF-8)")
+
+
 def read_header(path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    with open_csv(path) as f:
-        header = next(csv.reader(f), None)
+    try:
+        with open_csv(path) as f:
+            header = next(csv.reader(f), None)
+    except UnicodeDecodeError:
+        raise not_text(path) from None
     if not header or not any(name.strip() for name in header):
         raise DataError(f"{path}: the file is empty; it needs a header row naming the columns")
     header = [name.strip() for name in header]
@@ -64,6 +71,13 @@ def read_columns(path: str | Path, columns: list[str]) -> torch.Tensor:
     for name in columns:
         if name not in header:
             raise DataError(f"{path}: no column '{name}' (the columns are: {', '.join(header)})")
+    try:
+        return torch.tensor(read_rows(path, header, columns), dtype=torch.float64)
+    except UnicodeDecodeError:
+        raise not_text(path) from None
+
+
+def read_rows(path: str | Path, header: list[str], columns: list[str]) -> list[list[float]]:
     where = [header.index(name) for name in columns]
     rows = []
     with open_csv(path) as f:
@@ -89,7 +103,7 @@ def read_columns(path: str | Path, columns: list[str]) -> torch.Tensor:
             rows.append(values)
     if not rows:
         raise DataError(f"{path}: the header is there but no rows of data")
-    return torch.tensor(rows, dtype=torch.float64)
+    return rows
 
 
 def standardize(X: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

@@ -21,4 +21,8 @@ class ResumeError(ValueError):
     """A checkpoint's position that this run cannot continue from."""
 
 
+class StorageError(OSError):
+    """A file or folder that cannot be written: a full disk, no permission (exit status 1: not the input)."""
+
+
 USER_ERRORS = (UsageError, DataError, CheckpointError, ResumeError)

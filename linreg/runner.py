@@ -10,6 +10,8 @@ prints the book's report. By default the terminal shows the project's lines only
 
 import argparse
 import math
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
-from linreg.callbacks import BookReport, StepCheckpoint, losses_line, parameter_errors
+from linreg.callbacks import BookReport, losses_line, parameter_errors
 from linreg.cli import program, quiet
 from linreg.csv_data import CSVRegressionDataModule
 from linreg.data import InMemoryRegressionDataModule, SyntheticRegressionDataModule
@@ -28,6 +30,8 @@ from linreg.errors import UsageError
 from linreg.loggers import TensorBoard
 from linreg.model import LinearRegressionScratch
 from linreg.progress import ProgressBar
+from linreg.rundir import ENV, claim, handed_down, launching_process
+from linreg.safety import AtomicCheckpointIO, StepCheckpoint
 from linreg.sampler import auto_steps_per_execution
 from linreg.streaming import StreamingRegressionDataModule
 from linreg.summary import run_summary, write_summary
@@ -71,6 +75,9 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
         module = StreamingRegressionDataModule if args.streaming else SyntheticRegressionDataModule
         datamodule = module(**synthetic)
     model = LinearRegressionScratch(num_inputs=datamodule.num_inputs, lr=args.lr, init_std=args.init_std)
+    run_dir = handed_down()  # a DDP rank: the folder its launching process claimed
+    if run_dir is None and launching_process():
+        run_dir = claim(args.logdir)
     trainer = L.Trainer(
         accelerator=args.accelerator,
         devices=args.devices,
@@ -80,14 +87,15 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
         max_epochs=args.max_epochs,
         max_steps=args.max_steps,
         # no placeholder hp_metric of -1 at step 0: the HPARAMS tab gets the run's final metrics (log_hparams)
-        logger=TensorBoard(args.logdir, name="", default_hp_metric=False),
+        logger=TensorBoard(args.logdir, name="", version=run_dir.name if run_dir else None, default_hp_metric=False),
         callbacks=[
             ModelCheckpoint(save_last=True, save_top_k=0),  # last.ckpt at the end of fit
             BookReport(args.closed_form),
             ProgressBar(evaluation_bars=args.verbose),
-            # and after every N-th step if asked, in the middle of an epoch too (README, "Resuming")
-            *([StepCheckpoint(args.checkpoint_every_n_steps)] if args.checkpoint_every_n_steps > 0 else []),
+            # last-step.ckpt every N steps, every S seconds, and on SIGINT/SIGTERM: exact mid-epoch resumes
+            StepCheckpoint(args.checkpoint_every_n_steps, args.checkpoint_every_seconds, settings=vars(args)),
         ],
+        plugins=[AtomicCheckpointIO()],  # a checkpoint is whole or is the previous one, whatever happens
         log_every_n_steps=args.log_every_n_steps,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # MinibatchSampler already has the book's semantics
@@ -102,11 +110,14 @@ def rounded(values: list[float]) -> list[float]:
 
 def run(args: argparse.Namespace, checkpoint: dict | None = None) -> Path:
     """Fit and report; under DDP every rank runs this and returns the run folder."""
+    handing_down = handed_down() is None
     try:
         return fit_and_report(args, checkpoint)
     except MisconfigurationException as e:  # Lightning's word for bad flags (--devices 3 on 2 CPUs, ...)
         raise UsageError(str(e).strip().splitlines()[0]) from None
     finally:
+        if handing_down:  # the next run of this process claims its own folder
+            os.environ.pop(ENV, None)
         # Lightning leaves the DDP process group up after fit; left to interpreter exit, gloo's threads can
         # abort the process ("terminate called without an active exception").
         if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -115,6 +126,8 @@ def run(args: argparse.Namespace, checkpoint: dict | None = None) -> Path:
 
 def fit_and_report(args: argparse.Namespace, checkpoint: dict | None) -> Path:
     datamodule, model, trainer = build(args)
+    if launching_process():  # DDP ranks that Lightning starts find the folder in their environment
+        os.environ[ENV] = str(trainer.logger.log_dir)
     processes = (
         f", {trainer.world_size} processes ({type(trainer.strategy).__name__})" if trainer.world_size > 1 else ""
     )
@@ -129,6 +142,9 @@ def fit_and_report(args: argparse.Namespace, checkpoint: dict | None) -> Path:
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=args.resume, weights_only=True if args.resume else None)
     fit_seconds = time.perf_counter() - start
+    guard = next(c for c in trainer.callbacks if isinstance(c, StepCheckpoint))
+    if guard.stopped_by is not None:
+        return interrupted(trainer, model, datamodule, guard, fit_seconds, args)
     diverged = model.diverged_at_step is not None
     if model.evaluated_at_step != trainer.global_step and not diverged:  # --max-steps stopped it mid-epoch
         trainer.validate(model, datamodule=datamodule, verbose=False)
@@ -140,6 +156,7 @@ def fit_and_report(args: argparse.Namespace, checkpoint: dict | None) -> Path:
 
     solution = next(c for c in trainer.callbacks if isinstance(c, BookReport)).solution
     summary = run_summary(trainer, model, datamodule, run_dir, fit_seconds, vars(args), solution)
+    summary["checkpoint"] = trainer.checkpoint_callback.last_model_path  # last.ckpt: resume or predict from it
     write_summary(summary, run_dir)
     log_hparams(trainer, summary)
     if diverged:
@@ -168,6 +185,19 @@ def fit_and_report(args: argparse.Namespace, checkpoint: dict | None) -> Path:
         )
     print(f"run folder: {run_dir}")
     return run_dir
+
+
+def interrupted(trainer, model, datamodule, guard: StepCheckpoint, fit_seconds: float, args) -> Path:
+    """SIGINT or SIGTERM stopped training at an update boundary, where `guard` saved last-step.ckpt: say
+    how to resume, write summary.json, and exit 128 + the signal's number (130, 143) like a shell does."""
+    run_dir = Path(trainer.log_dir)
+    if trainer.is_global_zero:
+        summary = run_summary(trainer, model, datamodule, run_dir, fit_seconds, vars(args))
+        summary |= {"status": f"interrupted at step {guard.stopped_at}", "checkpoint": str(guard.path)}
+        write_summary(summary, run_dir)
+        name = signal.Signals(guard.stopped_by).name
+        print(f"{name}: stopped at step {guard.stopped_at}; resume with: linreg-train --resume {guard.path}")
+    sys.exit(128 + guard.stopped_by)
 
 
 def log_hparams(trainer: L.Trainer, summary: dict) -> None:

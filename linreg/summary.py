@@ -4,7 +4,8 @@
      "true_w": [...] | null, "true_b": ... | null, "train_loss": ...,
      "val_loss": ... | null, "epochs": 3, "global_step": 300, "fit_seconds": ..., "device": "cpu",
      "run_dir": "lightning_logs/version_0", "hparams": {...every CLI flag...},
-     "closed_form": {"w": [...], "b": ..., "train_loss": ...} | null, "excess_loss": ... | null}
+     "closed_form": {"w": [...], "b": ..., "train_loss": ...} | null, "excess_loss": ... | null,
+     "checkpoint": "<run_dir>/checkpoints/last.ckpt"}   # (status "interrupted at step N": last-step.ckpt)
 
 w, b and the closed form are in the units of the user's data (CSV features are standardized for
 training; see linreg/csv_data.py). `excess_loss` is SGD's training loss above the closed form's, computed

@@ -78,3 +78,16 @@ def test_console_scripts_name_each_commands_main():
     scripts = {ep.name: ep.value for ep in entry_points(group="console_scripts") if ep.name.startswith("linreg-")}
     commands = ["train", "predict", "sweep", "benchmark", "figures"]
     assert scripts == {f"linreg-{name}": f"linreg.cli.{name}:main" for name in commands}
+
+
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (b"PAR1\x15\x04\x15\x10\x15\x14L\x15\x02\x15\x00\x12\x00\x00", "a Parquet file; this version reads CSV files"),
+        (bytes(range(256)) * 4, "not a CSV file (binary data, or text that is not UTF-8)"),
+    ],
+)
+def test_a_data_file_that_is_not_a_csv_is_one_line_before_torch(tmp_path, content, says):
+    (tmp_path / "data.bin").write_bytes(content)
+    status, text, loaded = probe("train", "--data", "data.bin", "--target", "y", cwd=tmp_path)
+    assert status == 2 and loaded == "" and says in text and len(text.strip().splitlines()) == 1

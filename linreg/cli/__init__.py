@@ -63,6 +63,21 @@ def readable_file(flag: str, path: str, error: type[Exception] = UsageError) -> 
         raise error(f"{flag} {path}: cannot be read (permission denied)")
 
 
+def text_file(flag: str, path: str, error: type[Exception] = UsageError) -> None:
+    """A --data file must be a readable CSV: text, not Parquet or any other binary format."""
+    readable_file(flag, path, error)
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    if head.startswith(b"PAR1"):
+        raise error(f"{flag} {path}: a Parquet file; this version reads CSV files with a header row")
+    try:
+        text = head.decode("utf-8-sig") if len(head) < 65536 else head[:-3].decode("utf-8-sig")  # whole chars
+    except UnicodeDecodeError:
+        text = "\0"
+    if "\0" in text:
+        raise error(f"{flag} {path}: not a CSV file (binary data, or text that is not UTF-8)")
+
+
 def quiet(prog: str) -> None:
     """The terminal shows the project's lines: not Lightning's banners ("GPU available: ...", its tips,
     "`Trainer.fit` stopped"), not its warnings about what this project does on purpose, and any other
@@ -85,4 +100,4 @@ def quiet(prog: str) -> None:
     warnings.showwarning = one_line
 
 
-__all__ = ["USER_ERRORS", "Parser", "fail", "finite", "program", "quiet", "readable_file"]
+__all__ = ["USER_ERRORS", "Parser", "fail", "finite", "program", "quiet", "readable_file", "text_file"]

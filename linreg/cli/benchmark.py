@@ -53,7 +53,12 @@ WORKLOADS = {
 STREAMING = {"stream-1e9": ["--streaming", "--max-steps", "3000"]}
 PATHS = ("book", "book-tensor", "trainer", "trainer-k1", "trainer-bare")
 # The CLI's Trainer less one piece, to see what each costs per step (--paths trainer-no-bar ...).
-ABLATIONS = {"no-bar": "ProgressBar", "no-ckpt": "ModelCheckpoint", "no-report": "BookReport", "no-logger": None}
+ABLATIONS = {
+    "no-bar": {"ProgressBar"},
+    "no-ckpt": {"ModelCheckpoint", "StepCheckpoint"},
+    "no-report": {"BookReport"},
+    "no-logger": set(),
+}
 ALL_PATHS = PATHS + tuple(f"trainer-{name}" for name in ABLATIONS)
 
 
@@ -142,7 +147,7 @@ def trainer_path(workload: str, accelerator: str, logdir: str, without: str = ""
     datamodule, model, trainer = build(build_parser().parse_args(argv))
     model.on_train_start, model.on_train_end = stamp("start", model.on_train_start), stamp("end", model.on_train_end)
     if without:
-        names = set(ABLATIONS.values()) - {None} if without == "bare" else {ABLATIONS[without]}
+        names = set().union(*ABLATIONS.values()) if without == "bare" else ABLATIONS[without]
         trainer.callbacks[:] = [c for c in trainer.callbacks if type(c).__name__ not in names]
         if without in ("bare", "no-logger"):
             trainer.loggers = []

@@ -17,7 +17,7 @@ import csv
 import sys
 from pathlib import Path
 
-from linreg.cli import USER_ERRORS, Parser, fail, program, quiet, readable_file
+from linreg.cli import USER_ERRORS, Parser, fail, program, quiet, readable_file, text_file
 from linreg.errors import CheckpointError, DataError
 
 PROG = "predict.py"
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.output and Path(args.output).exists():
             raise DataError(f"{args.output} exists; not overwriting it")
         readable_file("--checkpoint", args.checkpoint, CheckpointError)
-        readable_file("--data", args.data, DataError)
+        text_file("--data", args.data, DataError)
         if args.accelerator in ("gpu", "cuda"):
             import torch
 

@@ -17,18 +17,12 @@ import json
 import math
 from pathlib import Path
 
-from linreg.cli import Parser, program
+from linreg.cli import Parser, fail, program
 from linreg.cli import train as train_cli
+from linreg.errors import StorageError
+from linreg.rundir import claim
 
 COLUMNS = ["value", "train_loss", "val_loss", "w_error", "b_error", "excess_loss", "fit_seconds"]
-
-
-def sweep_dir(logdir: Path, param: str) -> Path:
-    """A new folder per sweep, never an old one: sweep_lr_0, sweep_lr_1, ..."""
-    n = 0
-    while (logdir / f"sweep_{param}_{n}").exists():
-        n += 1
-    return logdir / f"sweep_{param}_{n}"
 
 
 def result_row(value: str, summary: dict) -> dict:
@@ -62,7 +56,10 @@ def run(argv: list[str] | None = None) -> Path:
 
     from linreg.figures import loss_curves_figure, read_scalars  # matplotlib: after the flags are checked
 
-    folder = sweep_dir(Path(args.logdir), args.param)
+    try:  # atomic: sweeps started together get folders of their own
+        folder = claim(args.logdir, prefix=f"sweep_{args.param}_")
+    except StorageError as e:
+        fail(program("sweep.py"), e, status=1)
     rows, curves = [], {}
     for value in args.values:
         run_logdir = folder / f"{args.param}={value}"

@@ -17,8 +17,8 @@ This file parses and checks; `linreg.runner` builds the Trainer and runs it.
 import argparse
 from pathlib import Path
 
-from linreg.cli import USER_ERRORS, Parser, fail, finite, program, readable_file
-from linreg.errors import CheckpointError, UsageError
+from linreg.cli import USER_ERRORS, Parser, fail, finite, program, readable_file, text_file
+from linreg.errors import CheckpointError, DataError, StorageError, UsageError
 
 PROG = "train.py"
 
@@ -28,7 +28,8 @@ def steps_per_execution(text: str) -> int | str:
     return text if text == "auto" else int(text)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
+    """The flags; with defaults=False, parsing gives only the flags on the command line (for --resume)."""
     p = Parser(prog=program(PROG), description=__doc__.split("\n\n")[0])
     g = p.add_argument_group("hardware (passed to lightning.Trainer)")
     g.add_argument("--accelerator", default="auto", help="cpu, gpu, mps or auto (default: %(default)s)")
@@ -68,9 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int, default=0, help="fixes the data, the init and the batch order (default: 0)")
     g.add_argument("--logdir", default="lightning_logs", help="runs go to <logdir>/version_N/ (default: %(default)s)")
-    g.add_argument("--resume", metavar="CKPT", help="continue the run saved in this checkpoint, in a new run folder")
+    g.add_argument(
+        "--resume",
+        metavar="CKPT",
+        help="continue the run saved in this checkpoint with its settings, in a new run folder",
+    )
     g.add_argument(
         "--checkpoint-every-n-steps", type=int, default=0, help="also save last-step.ckpt after every N-th step (0)"
+    )
+    g.add_argument(
+        "--checkpoint-every-seconds",
+        type=finite,
+        default=60,
+        metavar="S",
+        help="also save last-step.ckpt every S seconds, 0 for never: a killed run loses at most S seconds (60)",
     )
     g.add_argument("--log-every-n-steps", type=int, default=10, help="train/loss and params/* cadence (10)")
     g.add_argument(
@@ -80,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="solve the closed form to compare SGD with; auto: where it costs less than the training (auto)",
     )
     g.add_argument("--verbose", action="store_true", help="also show Lightning's own messages, bars and warnings")
+    if not defaults:
+        for action in p._actions:
+            action.default = argparse.SUPPRESS
     return p
 
 
@@ -94,6 +109,7 @@ def check(args: argparse.Namespace) -> None:
             raise UsageError(f"{flag} must be positive, got {value}")
     non_negative = {"--num-val": args.num_val or 0, "--noise": args.noise, "--init-std": args.init_std}
     non_negative |= {"--checkpoint-every-n-steps": args.checkpoint_every_n_steps}
+    non_negative |= {"--checkpoint-every-seconds": args.checkpoint_every_seconds}
     for flag, value in non_negative.items():
         if not value >= 0:
             raise UsageError(f"{flag} must not be negative, got {value}")
@@ -106,7 +122,7 @@ def check(args: argparse.Namespace) -> None:
     if args.streaming and (args.data is not None or args.sort_by_label):
         raise UsageError("--streaming makes synthetic data batch by batch: not with --data or --sort-by-label")
     if args.data is not None:
-        readable_file("--data", args.data, UsageError)
+        text_file("--data", args.data, DataError)
     if args.resume is not None:
         readable_file("--resume", args.resume, CheckpointError)
     if args.accelerator in ("gpu", "cuda"):
@@ -116,8 +132,43 @@ def check(args: argparse.Namespace) -> None:
             raise UsageError(f"--accelerator {args.accelerator}: no CUDA GPU is available on this machine")
 
 
+# What a resumed run may change: how long it goes on, what it logs and saves, where it runs and writes.
+# Anything else (data, model, lr, batch size, seed, steps per execution, ...) would make it another run.
+SAFE_TO_CHANGE = {
+    "max_epochs", "max_steps", "log_every_n_steps", "checkpoint_every_n_steps", "checkpoint_every_seconds",
+    "accelerator", "devices", "strategy", "num_nodes", "logdir", "closed_form", "verbose",
+}  # fmt: skip
+
+
+def resumed(args: argparse.Namespace, argv: list[str] | None, checkpoint: dict) -> argparse.Namespace:
+    """The checkpoint's run settings, with the flags given now where they are safe to change (one line
+    each); a flag that contradicts the checkpoint's run ends here, with both values, before any training."""
+    from linreg import __version__
+
+    saved = checkpoint.get("linreg")
+    if not isinstance(saved, dict) or "flags" not in saved:
+        raise CheckpointError(f"{args.resume}: a checkpoint without its run's settings (from linreg before 0.1.0)")
+    if saved.get("version") != __version__:
+        raise CheckpointError(f"{args.resume}: written by linreg {saved.get('version')}, this is linreg {__version__}")
+    explicit = build_parser(defaults=False).parse_args(argv)  # only the flags on this command line
+    flags = {**vars(args), **saved["flags"], "resume": args.resume}
+    for name, value in vars(explicit).items():
+        flag, before = "--" + name.replace("_", "-"), flags.get(name)
+        if name == "resume" or value == before:
+            continue
+        if name not in SAFE_TO_CHANGE:
+            raise UsageError(
+                f"{flag} {value} contradicts the checkpoint's run ({flag} {before}): resume without it, "
+                "or start a new run"
+            )
+        print(f"resuming with {flag} {value} (the checkpoint's run had {before})")
+        flags[name] = value
+    return argparse.Namespace(**flags)
+
+
 def run(argv: list[str] | None = None) -> Path:
-    """The command on `argv`: its run folder, or SystemExit with the status (2: bad input, 1: diverged)."""
+    """The command on `argv`: its run folder, or SystemExit with the status (2: bad input, 1: diverged or
+    a file that cannot be written, 130 or 143: stopped by SIGINT or SIGTERM)."""
     args = build_parser().parse_args(argv)
     try:
         check(args)
@@ -126,11 +177,15 @@ def run(argv: list[str] | None = None) -> Path:
             from linreg.checkpoint import read_checkpoint  # torch only
 
             checkpoint = read_checkpoint(args.resume)
+            args = resumed(args, argv, checkpoint)
+            check(args)
         from linreg.runner import run  # Lightning, seconds to import: only once the input is known to be good
 
         return run(args, checkpoint)
     except USER_ERRORS as e:
         fail(program(PROG), e)
+    except StorageError as e:
+        fail(program(PROG), e, status=1)
 
 
 def main(argv: list[str] | None = None) -> None:

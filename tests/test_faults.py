@@ -1,0 +1,202 @@
+"""Faults a run survives: parallel launches, SIGINT and SIGTERM, kill -9, a wrong resume, a full disk.
+
+The signals and kills come at random moments (seeded by the test's name, printed on failure); each
+interrupted run is resumed and must end bit-identical to a run never interrupted.
+"""
+
+import errno
+import json
+import multiprocessing
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from linreg.safety import AtomicCheckpointIO
+from tests.claimer import claim_after
+from tests.conftest import ROOT, command
+
+train = command("train")
+
+# A run of ~3000 updates: long enough to be hit at a random moment, short enough for the suite.
+RUN = ["--num-examples", "30000", "--max-epochs", "1", "--num-val", "100", "--closed-form", "never"]
+
+
+def final(run_dir: Path) -> tuple:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return summary["w"], summary["b"], summary["global_step"]
+
+
+def test_runs_launched_together_get_folders_of_their_own(tmp_path):
+    (tmp_path / "version_0").mkdir()  # an earlier run
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(8), context.Queue()
+    processes = [context.Process(target=claim_after, args=(barrier, tmp_path, results)) for _ in range(8)]
+    for p in processes:
+        p.start()
+    for p in processes:
+        p.join(60)
+    names = sorted(results.get(timeout=5) for _ in processes)
+    assert names == sorted(f"version_{n}" for n in range(1, 9))
+
+
+def test_four_cli_runs_at_once_write_four_folders(tmp_path):
+    tiny = ["--num-examples", "100", "--max-steps", "3", "--closed-form", "never", "--logdir", str(tmp_path)]
+    runs = [
+        subprocess.Popen([sys.executable, "scripts/train.py", *tiny, "--seed", str(seed)], cwd=ROOT, text=True)
+        for seed in range(4)
+    ]
+    assert [p.wait(timeout=300) for p in runs] == [0, 0, 0, 0]
+    folders = sorted(tmp_path.iterdir())
+    assert [f.name for f in folders] == [f"version_{n}" for n in range(4)]
+    seeds = sorted(json.loads((f / "summary.json").read_text())["hparams"]["seed"] for f in folders)
+    assert seeds == [0, 1, 2, 3]  # each run its own summary: none overwrote another's
+    assert all((f / "checkpoints" / "last.ckpt").is_file() for f in folders)
+
+
+def start_and_wait_for_training(args: list[str]) -> subprocess.Popen:
+    """A CLI run in a new process, returned once its progress bar shows that training has begun."""
+    run = subprocess.Popen(
+        [sys.executable, "scripts/train.py", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    seen = b""
+    while b"Epoch 0:" not in seen:  # tqdm's first draw of the epoch's bar
+        chunk = run.stdout.read1(4096)
+        assert chunk, f"the run ended before training: {run.stderr.read().decode()[-2000:]}"
+        seen += chunk
+    return run
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """The run never interrupted, in this process."""
+    return final(train.run([*RUN, "--logdir", str(tmp_path_factory.mktemp("straight"))]))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGINT])
+def test_a_signal_at_a_random_moment_stops_saves_and_resumes_exactly(tmp_path, signum, straight):
+    delay = random.Random(f"{signum}{tmp_path.name}").uniform(0.0, 1.5)
+    run = start_and_wait_for_training([*RUN, "--logdir", str(tmp_path)])
+    time.sleep(delay)
+    run.send_signal(signum)
+    out, err = (stream.decode() for stream in run.communicate(timeout=300))
+    assert run.returncode == 128 + signum, f"delay {delay:.2f} s: {err[-2000:]}"
+    summary = json.loads((tmp_path / "version_0" / "summary.json").read_text())
+    step = int(summary["status"].removeprefix("interrupted at step "))
+    checkpoint = summary["checkpoint"]
+    assert (
+        f"{signal.Signals(signum).name}: stopped at step {step}; resume with: linreg-train --resume {checkpoint}" in out
+    )
+    assert err == "" and 0 < step < 3000 and summary["global_step"] == step
+    # --resume alone: the checkpoint carries the run's settings
+    assert final(train.run(["--resume", checkpoint])) == straight
+
+
+def test_kill_9_never_leaves_a_broken_checkpoint(tmp_path):
+    """kill -9 at 12 random moments of a process that writes checkpoints without pause: the newest always
+    loads, and it is whole (its step is the last one written, or the one before)."""
+    writer = """
+import sys, torch
+from linreg.safety import AtomicCheckpointIO
+io, step = AtomicCheckpointIO(), 0
+while True:
+    step += 1
+    io.save_checkpoint({"step": step, "weights": torch.full((1 << 20,), float(step))}, sys.argv[1])
+"""
+    path = tmp_path / "last-step.ckpt"
+    rng = random.Random(7)
+    last_step = 0
+    for _ in range(12):
+        process = subprocess.Popen([sys.executable, "-c", writer, str(path)], cwd=ROOT)
+        while not path.exists():
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.5))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        checkpoint = torch.load(path, weights_only=True)
+        assert torch.equal(checkpoint["weights"], torch.full((1 << 20,), float(checkpoint["step"])))
+        assert checkpoint["step"] >= 1
+        last_step = checkpoint["step"]
+        path.unlink()  # the next writer starts over
+    assert last_step > 0
+
+
+def test_kill_9_during_training_then_resume_ends_as_a_straight_run(tmp_path, straight):
+    rng = random.Random(11)
+    checkpoint = None
+    for _ in range(2):  # two kills, each resumed from the newest checkpoint
+        args = ["--resume", str(checkpoint)] if checkpoint else [*RUN, "--checkpoint-every-seconds", "1"]
+        run = start_and_wait_for_training([*args, "--logdir", str(tmp_path)])
+        time.sleep(1.2 + rng.uniform(0.0, 1.0))  # at least one time-based checkpoint
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        newest = max(tmp_path.glob("version_*/checkpoints/last-step.ckpt"), key=lambda p: p.stat().st_mtime)
+        torch.load(newest, weights_only=True)  # whole
+        checkpoint = newest
+    assert final(train.run(["--resume", str(checkpoint), "--logdir", str(tmp_path)])) == straight
+
+
+def test_resume_alone_continues_with_the_runs_settings(tmp_path, capsys):
+    first = train.run(["--lr", "0.1", "--batch-size", "20", "--max-steps", "30", "--logdir", str(tmp_path / "a")])
+    checkpoint = str(first / "checkpoints" / "last-step.ckpt")
+    resumed = train.run(["--resume", checkpoint, "--max-steps", "60", "--logdir", str(tmp_path / "b")])
+    assert "resuming with --max-steps 60 (the checkpoint's run had 30)" in capsys.readouterr().out
+    hparams = json.loads((resumed / "summary.json").read_text())["hparams"]
+    assert (hparams["lr"], hparams["batch_size"], hparams["max_steps"]) == (0.1, 20, 60)
+    straight = train.run(["--lr", "0.1", "--batch-size", "20", "--max-steps", "60", "--logdir", str(tmp_path / "c")])
+    assert final(resumed) == final(straight)
+
+
+@pytest.mark.parametrize(
+    "flags, says",
+    [
+        (["--batch-size", "7"], "--batch-size 7 contradicts the checkpoint's run (--batch-size 10)"),
+        (["--true-w", "1", "2", "3"], "--true-w [1.0, 2.0, 3.0] contradicts the checkpoint's run"),
+    ],
+)
+def test_a_flag_that_contradicts_the_checkpoint_is_refused_before_training(tmp_path, capsys, flags, says):
+    run_dir = train.run(["--max-steps", "5", "--logdir", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_info:
+        train.run(["--resume", str(run_dir / "checkpoints" / "last.ckpt"), *flags, "--logdir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and says in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["version_0"]  # no run folder for a refused resume
+
+
+def test_a_checkpoint_of_another_version_is_refused(tmp_path, capsys):
+    run_dir = train.run(["--max-steps", "5", "--logdir", str(tmp_path)])
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint["linreg"]["version"] = "0.0.1"
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    with pytest.raises(SystemExit) as exit_info:
+        train.run(["--resume", str(tmp_path / "old.ckpt")])
+    assert exit_info.value.code == 2 and "written by linreg 0.0.1, this is linreg" in capsys.readouterr().err
+
+
+def test_a_full_disk_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
+    path = tmp_path / "last-step.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"step": 1}, path)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(OSError, match=r"cannot write the checkpoint .*: No space left on device"):
+        AtomicCheckpointIO().save_checkpoint({"step": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True) == {"step": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last-step.ckpt"]  # no temporary file left behind
+
+
+def test_a_logdir_that_cannot_be_made_is_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        train.run(["--logdir", str(tmp_path / "file" / "logs"), "--max-steps", "1"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and len(err.strip().splitlines()) == 1
+    assert f"--logdir {tmp_path / 'file' / 'logs'}: cannot create a run folder in it" in err
