@@ -32,7 +32,7 @@ def claim(logdir: str | Path, prefix: str = "version_") -> Path:
             except FileExistsError:
                 n += 1  # another run took it between our listing and our mkdir
     except (FileExistsError, NotADirectoryError):
-        raise StorageError(f"--logdir {logdir}: not a folder") from None
+        raise StorageError(f"--logdir {logdir}: a file is in the way of the folder") from None
     except OSError as e:
         raise StorageError(f"--logdir {logdir}: cannot create a run folder in it ({e.strerror or e})") from None
 

@@ -87,7 +87,12 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
         max_epochs=args.max_epochs,
         max_steps=args.max_steps,
         # no placeholder hp_metric of -1 at step 0: the HPARAMS tab gets the run's final metrics (log_hparams)
-        logger=TensorBoard(args.logdir, name="", version=run_dir.name if run_dir else None, default_hp_metric=False),
+        logger=TensorBoard(
+            args.logdir,
+            name="",
+            version=int(run_dir.name.removeprefix("version_")) if run_dir else None,
+            default_hp_metric=False,
+        ),
         callbacks=[
             ModelCheckpoint(save_last=True, save_top_k=0),  # last.ckpt at the end of fit
             BookReport(args.closed_form),

@@ -19,7 +19,6 @@ all-reduce: a signal that reached one rank stops every rank at the same step.
 
 import os
 import signal
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -30,28 +29,14 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from linreg import __version__
-from linreg.errors import StorageError
+from linreg.checkpoint import atomic_save
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """torch.save into a temporary file beside the target, fsync, then os.replace: all or nothing."""
+    """Lightning's checkpoint writer through `linreg.checkpoint.atomic_save`: all or nothing."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
-        path = Path(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    torch.save(checkpoint, f)
-                    f.flush()
-                    os.fsync(f.fileno())  # on the disk before the rename makes it the checkpoint
-                os.replace(temporary, path)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
-        except OSError as e:  # a full disk, a folder not writable: the previous checkpoint is still whole
-            raise StorageError(f"cannot write the checkpoint {path}: {e.strerror or e}") from None
+        atomic_save(checkpoint, path)
 
 
 class StopSignals:

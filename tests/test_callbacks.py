@@ -7,10 +7,11 @@ import lightning as L
 import pytest
 import torch
 
-from linreg.callbacks import BookReport, StepCheckpoint
+from linreg.callbacks import BookReport
 from linreg.data import SyntheticRegressionDataModule
 from linreg.model import LinearRegressionScratch
 from linreg.progress import ProgressBar
+from linreg.safety import StepCheckpoint
 from tests.conftest import RecordingLogger
 
 

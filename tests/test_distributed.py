@@ -60,7 +60,7 @@ def run_cli(tmp_path, name, *args):
     return out.stdout, json.loads((logdir / "version_0" / "summary.json").read_text()), logdir
 
 
-@pytest.mark.parametrize("num_examples", ["1000", "1005"])  # 1005: the last global batch is 5, split 3 + 2
+@pytest.mark.parametrize("num_examples", ["1005"])  # the last global batch is 5, split 3 + 2 (1000 divides: no edge)
 def test_two_cpu_processes_at_batch_5_equal_one_at_batch_10(tmp_path, num_examples):
     ddp = ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--batch-size", "5"]
     stdout, two, logdir = run_cli(tmp_path, "ddp", *ddp, "--num-examples", num_examples)

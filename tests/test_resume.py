@@ -1,6 +1,7 @@
 """--resume: continuing from a checkpoint gives the run that never stopped."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -38,14 +39,14 @@ def test_a_checkpoint_taken_inside_an_epoch_resumes_exactly(tmp_path):
     # saved inside step 150, the middle of the second epoch: the sampler skips the 50 batches already done
     _, first = run(tmp_path, "--max-epochs", "3", "--max-steps", "150", "--checkpoint-every-n-steps", "150")
     checkpoint = str(first / "checkpoints" / "last-step.ckpt")
-    resumed, _ = run(tmp_path, "--max-epochs", "3", "--checkpoint-every-n-steps", "150", "--resume", checkpoint)
+    resumed, _ = run(tmp_path, "--max-steps", "-1", "--resume", checkpoint)  # the rest of the 3 epochs
     assert_same_run(resumed, straight)
 
 
 def test_the_end_of_a_max_steps_run_resumes_at_the_next_epoch(tmp_path):
     # Lightning records an epoch stopped by max_steps as finished: resuming starts the next one.
     _, first = run(tmp_path, "--max-steps", "150")
-    resumed, _ = run(tmp_path, "--max-epochs", "3", "--resume", str(first / "checkpoints" / "last.ckpt"))
+    resumed, _ = run(tmp_path, "--max-steps", "-1", "--resume", str(first / "checkpoints" / "last.ckpt"))
     assert resumed["global_step"] == 250  # 150, then the third epoch's 100: the second epoch's last 50 skipped
     assert all(abs(v) < 10 for v in [*resumed["w"], resumed["b"]]) and resumed["train_loss"] < 1e-3
 
@@ -65,10 +66,10 @@ def test_a_chain_of_resumes_through_a_short_epoch_trains_every_batch_once(tmp_pa
     # where the uninterrupted resume does: the position comes from the sampler's own state, not global_step.
     _, first = run(tmp_path, "--max-steps", "150")
     last = str(first / "checkpoints" / "last.ckpt")
-    straight, _ = run(tmp_path, "--resume", last)
+    straight, _ = run(tmp_path, "--resume", last, "--max-steps", "-1")
     assert straight["global_step"] == 250
     _, second = run(tmp_path, "--resume", last, "--max-steps", "180", "--checkpoint-every-n-steps", "30")
-    resumed, _ = run(tmp_path, "--resume", str(second / "checkpoints" / "last-step.ckpt"))
+    resumed, _ = run(tmp_path, "--resume", str(second / "checkpoints" / "last-step.ckpt"), "--max-steps", "-1")
     assert_same_run(resumed, straight, tol=0.0)
 
 
@@ -76,7 +77,7 @@ def test_a_streaming_run_resumes_exactly_mid_epoch(tmp_path):
     stream = ["--streaming", "--num-examples", "2000", "--num-val", "100", "--max-epochs", "2"]
     straight, _ = run(tmp_path, *stream)
     _, first = run(tmp_path, *stream, "--max-steps", "130", "--checkpoint-every-n-steps", "130")
-    resumed, _ = run(tmp_path, *stream, "--resume", str(first / "checkpoints" / "last-step.ckpt"))
+    resumed, _ = run(tmp_path, "--max-steps", "-1", "--resume", str(first / "checkpoints" / "last-step.ckpt"))
     assert straight["global_step"] == 400
     assert_same_run(resumed, straight, tol=0.0)
 
@@ -96,7 +97,7 @@ def test_a_csv_run_resumes_exactly_mid_epoch(tmp_path):
     csv_run = ["--data", houses(tmp_path), "--target", "price", "--max-epochs", "3", "--batch-size", "16"]
     straight, _ = run(tmp_path, *csv_run)  # 160 training rows: 10 steps an epoch
     _, first = run(tmp_path, *csv_run, "--max-steps", "14", "--checkpoint-every-n-steps", "7")
-    resumed, _ = run(tmp_path, *csv_run, "--resume", str(first / "checkpoints" / "last-step.ckpt"))
+    resumed, _ = run(tmp_path, "--max-steps", "-1", "--resume", str(first / "checkpoints" / "last-step.ckpt"))
     assert straight["global_step"] == 30
     assert_same_run(resumed, straight, tol=0.0)
 
@@ -133,5 +134,19 @@ def test_a_csv_resume_with_other_features_is_refused_in_one_line(tmp_path, capsy
         )
     assert exit_info.value.code == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("train.py: error:") and "area, age" in line and "from area" in line
+    # the checkpoint's run used every column but the target: its settings say so before the data is read
+    assert line.startswith("train.py: error:")
+    assert "--features area contradicts the checkpoint's run (--features not given)" in line
     assert not (tmp_path / "again").exists()  # refused before any run folder was made
+
+
+def test_a_csv_whose_columns_changed_since_the_checkpoint_is_refused_in_one_line(tmp_path, capsys):
+    path = houses(tmp_path)
+    _, first = run(tmp_path, "--data", path, "--target", "price", "--max-epochs", "1")
+    text = Path(path).read_text()
+    Path(path).write_text(text.replace("area,age,price", "area,rooms,price", 1))  # same flags, other columns
+    with pytest.raises(SystemExit) as exit_info:
+        train.run(["--resume", str(first / "checkpoints" / "last.ckpt"), "--logdir", str(tmp_path / "again")])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "to predict 'price' from area, age; this run asks for 'price' from area, rooms" in line

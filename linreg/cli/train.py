@@ -140,6 +140,13 @@ SAFE_TO_CHANGE = {
 }  # fmt: skip
 
 
+def shown(value) -> str:
+    """A flag's value as typed: `1 2 3` for a list, `not given` for None."""
+    if value is None:
+        return "not given"
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
 def resumed(args: argparse.Namespace, argv: list[str] | None, checkpoint: dict) -> argparse.Namespace:
     """The checkpoint's run settings, with the flags given now where they are safe to change (one line
     each); a flag that contradicts the checkpoint's run ends here, with both values, before any training."""
@@ -158,10 +165,10 @@ def resumed(args: argparse.Namespace, argv: list[str] | None, checkpoint: dict) 
             continue
         if name not in SAFE_TO_CHANGE:
             raise UsageError(
-                f"{flag} {value} contradicts the checkpoint's run ({flag} {before}): resume without it, "
-                "or start a new run"
+                f"{flag} {shown(value)} contradicts the checkpoint's run ({flag} {shown(before)}): resume "
+                "without it, or start a new run"
             )
-        print(f"resuming with {flag} {value} (the checkpoint's run had {before})")
+        print(f"resuming with {flag} {shown(value)} (the checkpoint's run had {shown(before)})")
         flags[name] = value
     return argparse.Namespace(**flags)
 
