@@ -213,3 +213,32 @@ def test_a_second_ctrl_c_exits_at_once(monkeypatch):
     finally:
         signals.restore()
     assert signal.getsignal(signal.SIGINT) is before  # the handlers from before training are back
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes `pid` started (Linux /proc), e.g. the DDP ranks Lightning launches."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:  # the parent pid
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the DDP rank through /proc")
+def test_under_ddp_a_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    ddp = ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--batch-size", "5"]
+    run = start_and_wait_for_training([*ddp, *RUN, "--logdir", str(tmp_path)])  # rank 0 and its bar
+    (rank_1,) = children_of(run.pid)
+    time.sleep(random.Random(3).uniform(0.0, 1.0))
+    subprocess.run(["kill", "-TERM", str(rank_1)], check=True)  # rank 1 alone: rank 0 must hear of it
+    out, err = (stream.decode() for stream in run.communicate(timeout=300))
+    assert run.returncode == 143, err[-2000:]
+    summary = json.loads((tmp_path / "version_0" / "summary.json").read_text())
+    step = int(summary["status"].removeprefix("interrupted at step "))
+    assert step % 10 == 0  # agreed where the ranks meet, every --log-every-n-steps updates
+    assert torch.load(summary["checkpoint"], weights_only=True)["global_step"] == step
+    assert f"SIGTERM: stopped at step {step}" in out

@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.output and Path(args.output).exists():
             raise DataError(f"{args.output} exists; not overwriting it")
         readable_file("--checkpoint", args.checkpoint, CheckpointError)
+        from linreg.checkpoint import read_checkpoint  # torch only: a file that is no checkpoint is told now
+
+        read_checkpoint(args.checkpoint)
         text_file("--data", args.data, DataError)
         if args.accelerator in ("gpu", "cuda"):
             import torch
