@@ -19,6 +19,7 @@ from pathlib import Path
 
 from linreg.cli import USER_ERRORS, Parser, fail, finite, program, readable_file, text_file
 from linreg.errors import CheckpointError, DataError, StorageError, UsageError
+from linreg.rundir import launching_process
 
 PROG = "train.py"
 
@@ -154,7 +155,7 @@ def resumed(args: argparse.Namespace, argv: list[str] | None, checkpoint: dict) 
 
     saved = checkpoint.get("linreg")
     if not isinstance(saved, dict) or "flags" not in saved:
-        raise CheckpointError(f"{args.resume}: a checkpoint without its run's settings (from linreg before 0.1.0)")
+        raise CheckpointError(f"{args.resume}: holds no run settings (an older linreg wrote it): start a new run")
     if saved.get("version") != __version__:
         raise CheckpointError(f"{args.resume}: written by linreg {saved.get('version')}, this is linreg {__version__}")
     explicit = build_parser(defaults=False).parse_args(argv)  # only the flags on this command line
@@ -168,7 +169,8 @@ def resumed(args: argparse.Namespace, argv: list[str] | None, checkpoint: dict) 
                 f"{flag} {shown(value)} contradicts the checkpoint's run ({flag} {shown(before)}): resume "
                 "without it, or start a new run"
             )
-        print(f"resuming with {flag} {shown(value)} (the checkpoint's run had {shown(before)})")
+        if launching_process():  # not once more from each DDP rank
+            print(f"resuming with {flag} {shown(value)} (the checkpoint's run had {shown(before)})")
         flags[name] = value
     return argparse.Namespace(**flags)
 
