@@ -24,8 +24,9 @@ from tests.conftest import ROOT, command
 
 train = command("train")
 
-# A run of ~3000 updates: long enough to be hit at a random moment, short enough for the suite.
-RUN = ["--num-examples", "30000", "--max-epochs", "1", "--num-val", "100", "--closed-form", "never"]
+# 6000 updates: over a second of training on a machine 6 times faster than this one (~0.2 ms an update), so
+# that a signal within 0.3 s of the start always finds it training; ~8 s here.
+RUN = ["--num-examples", "60000", "--max-epochs", "1", "--num-val", "100", "--closed-form", "never"]
 
 
 def final(run_dir: Path) -> tuple:
@@ -67,7 +68,7 @@ def straight(tmp_path_factory):
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_at_a_random_moment_stops_saves_and_resumes_exactly(tmp_path, signum, straight):
-    delay = random.Random(f"{signum}{tmp_path.name}").uniform(0.0, 1.5)
+    delay = random.Random(f"{signum}{tmp_path.name}").uniform(0.0, 0.3)
     run = start_and_wait_for_training([*RUN, "--logdir", str(tmp_path)])
     time.sleep(delay)
     run.send_signal(signum)
@@ -79,7 +80,7 @@ def test_a_signal_at_a_random_moment_stops_saves_and_resumes_exactly(tmp_path, s
     assert (
         f"{signal.Signals(signum).name}: stopped at step {step}; resume with: linreg-train --resume {checkpoint}" in out
     )
-    assert err == "" and 0 < step < 3000 and summary["global_step"] == step
+    assert err == "" and 0 < step < 6000 and summary["global_step"] == step
     # --resume alone: the checkpoint carries the run's settings
     assert final(train.run(["--resume", checkpoint])) == straight
 
@@ -121,18 +122,25 @@ for kill in range(10):
 
 
 def test_kill_9_during_training_then_resume_ends_as_a_straight_run(tmp_path, straight):
-    rng = random.Random(11)
-    checkpoint = None
+    rng, checkpoint, kills = random.Random(11), None, 0
     for _ in range(2):  # two kills, each resumed from the newest checkpoint
         args = ["--resume", str(checkpoint)] if checkpoint else [*RUN, "--checkpoint-every-seconds", "1"]
+        started = time.time()
         run = start_and_wait_for_training([*args, "--logdir", str(tmp_path)])
-        time.sleep(1.2 + rng.uniform(0.0, 1.0))  # at least one time-based checkpoint
+        # a random moment after this segment's first time-based checkpoint: each kill leaves one to resume
+        while run.poll() is None and not newer_checkpoints(tmp_path, started):
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.3))
         run.send_signal(signal.SIGKILL)
-        run.wait()
-        newest = max(tmp_path.glob("version_*/checkpoints/last-step.ckpt"), key=lambda p: p.stat().st_mtime)
-        torch.load(newest, weights_only=True)  # whole
-        checkpoint = newest
+        kills += run.wait() == -signal.SIGKILL  # not if the rest of the run was shorter than a checkpoint's wait
+        checkpoint = max(newer_checkpoints(tmp_path, 0), key=lambda p: p.stat().st_mtime)
+        torch.load(checkpoint, weights_only=True)  # the newest: whole
+    assert kills >= 1
     assert final(train.run(["--resume", str(checkpoint), "--logdir", str(tmp_path)])) == straight
+
+
+def newer_checkpoints(logdir: Path, since: float) -> list[Path]:
+    return [p for p in logdir.glob("version_*/checkpoints/last-step.ckpt") if p.stat().st_mtime > since]
 
 
 def test_resume_alone_continues_with_the_runs_settings(tmp_path, capsys):
@@ -233,7 +241,7 @@ def test_under_ddp_a_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_pa
     ddp = ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--batch-size", "5"]
     run = start_and_wait_for_training([*ddp, *RUN, "--logdir", str(tmp_path)])  # rank 0 and its bar
     (rank_1,) = children_of(run.pid)
-    time.sleep(random.Random(3).uniform(0.0, 1.0))
+    time.sleep(random.Random(3).uniform(0.0, 0.3))
     subprocess.run(["kill", "-TERM", str(rank_1)], check=True)  # rank 1 alone: rank 0 must hear of it
     out, err = (stream.decode() for stream in run.communicate(timeout=300))
     assert run.returncode == 143, err[-2000:]
