@@ -18,9 +18,13 @@ from linreg.model import LinearRegressionScratch
 from linreg.sampler import MinibatchSampler
 
 
-def predict(checkpoint_path: str, data: str, accelerator: str = "auto", batch_size: int = 65536):
-    """(header, rows as read, predictions (n,)) for the CSV file `data`, in the model's dtype."""
-    checkpoint = read_checkpoint(checkpoint_path)
+def predict(
+    checkpoint_path: str, data: str, accelerator: str = "auto", batch_size: int = 65536, checkpoint: dict | None = None
+):
+    """(header, rows as read, predictions (n,)) for the CSV file `data`, in the model's dtype. `checkpoint`:
+    the file at `checkpoint_path`, if the caller has read it already."""
+    if checkpoint is None:
+        checkpoint = read_checkpoint(checkpoint_path)
     dtype = checkpoint["state_dict"]["w"].dtype  # a float64 model (--precision 64-true) predicts in float64
     model = LinearRegressionScratch(**checkpoint["hyper_parameters"]).to(dtype)
     model.load_state_dict(checkpoint["state_dict"])

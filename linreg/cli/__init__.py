@@ -78,6 +78,15 @@ def text_file(flag: str, path: str, error: type[Exception] = UsageError) -> None
         raise error(f"{flag} {path}: not a CSV file (binary data, or text that is not UTF-8)")
 
 
+def gpu_available(accelerator: str, error: type[Exception] = UsageError) -> None:
+    """`--accelerator gpu` (or cuda) on a machine without a CUDA GPU: one line, with torch but not Lightning."""
+    if accelerator in ("gpu", "cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise error(f"--accelerator {accelerator}: no CUDA GPU is available on this machine")
+
+
 def quiet(prog: str) -> None:
     """The terminal shows the project's lines: not Lightning's banners ("GPU available: ...", its tips,
     "`Trainer.fit` stopped"), not its warnings about what this project does on purpose, and any other
@@ -100,4 +109,4 @@ def quiet(prog: str) -> None:
     warnings.showwarning = one_line
 
 
-__all__ = ["USER_ERRORS", "Parser", "fail", "finite", "program", "quiet", "readable_file", "text_file"]
+__all__ = ["USER_ERRORS", "Parser", "fail", "finite", "gpu_available", "program", "quiet", "readable_file", "text_file"]

@@ -17,7 +17,7 @@ import csv
 import sys
 from pathlib import Path
 
-from linreg.cli import USER_ERRORS, Parser, fail, program, quiet, readable_file, text_file
+from linreg.cli import USER_ERRORS, Parser, fail, gpu_available, program, quiet, readable_file, text_file
 from linreg.errors import CheckpointError, DataError
 
 PROG = "predict.py"
@@ -37,14 +37,10 @@ def main(argv: list[str] | None = None) -> None:
         readable_file("--checkpoint", args.checkpoint, CheckpointError)
         from linreg.checkpoint import read_checkpoint  # torch only: a file that is no checkpoint is told now
 
-        read_checkpoint(args.checkpoint)
+        checkpoint = read_checkpoint(args.checkpoint)
         text_file("--data", args.data, DataError)
-        if args.accelerator in ("gpu", "cuda"):
-            import torch
-
-            if not torch.cuda.is_available():
-                raise DataError(f"--accelerator {args.accelerator}: no CUDA GPU is available on this machine")
-        header, rows, predictions = run_predict(args)
+        gpu_available(args.accelerator, DataError)
+        header, rows, predictions = run_predict(args, checkpoint)
     except USER_ERRORS as e:
         fail(program(PROG), e)
     lines = [[*header, "prediction"]]
@@ -57,14 +53,14 @@ def main(argv: list[str] | None = None) -> None:
         csv.writer(sys.stdout).writerows(lines)
 
 
-def run_predict(args):
+def run_predict(args, checkpoint: dict):
     quiet(program(PROG))
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     from linreg.prediction import predict  # Lightning: only once the input is known to be good
 
     try:
-        return predict(args.checkpoint, args.data, args.accelerator)
+        return predict(args.checkpoint, args.data, args.accelerator, checkpoint=checkpoint)
     except MisconfigurationException as e:
         raise DataError(str(e).strip().splitlines()[0]) from None
 

@@ -17,7 +17,7 @@ This file parses and checks; `linreg.runner` builds the Trainer and runs it.
 import argparse
 from pathlib import Path
 
-from linreg.cli import USER_ERRORS, Parser, fail, finite, program, readable_file, text_file
+from linreg.cli import USER_ERRORS, Parser, fail, finite, gpu_available, program, readable_file, text_file
 from linreg.errors import CheckpointError, DataError, StorageError, UsageError
 from linreg.rundir import launching_process
 
@@ -126,11 +126,7 @@ def check(args: argparse.Namespace) -> None:
         text_file("--data", args.data, DataError)
     if args.resume is not None:
         readable_file("--resume", args.resume, CheckpointError)
-    if args.accelerator in ("gpu", "cuda"):
-        import torch  # only to ask for a GPU; Lightning is still not loaded
-
-        if not torch.cuda.is_available():
-            raise UsageError(f"--accelerator {args.accelerator}: no CUDA GPU is available on this machine")
+    gpu_available(args.accelerator)
 
 
 # What a resumed run may change: how long it goes on, what it logs and saves, where it runs and writes.
