@@ -23,8 +23,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from linreg.closed_form import ClosedForm, closed_form, excess_loss, loss_sum, worth_solving
-from linreg.model import TRAIN_SET
+from linreg.closed_form import ClosedForm, closed_form, excess_loss, worth_solving
 from linreg.sampler import Blocks
 
 SCALARS_PER_WRITE = 16  # params/* written per log_every_n_steps, on average: a scalar costs ~30 µs to write
@@ -65,7 +64,6 @@ class BookReport(L.Callback):
             raise ValueError(f"closed_form must be auto, always or never, got {closed_form!r}")
         self.policy = closed_form  # auto: solve it only where it costs less than the training (worth_solving)
         self.solution: ClosedForm | None = None
-        self.loss_total: torch.Tensor | None = None  # the solution's summed loss on this rank's training rows
         self.coordinates_step: int | None = None  # the last steps written, so that none is written twice
         self.errors_step: int | None = None
 
@@ -86,21 +84,11 @@ class BookReport(L.Callback):
                     "of training (--closed-form always solves it anyway)"
                 )
             return
-        self.solution = closed_form(X, y)
-        self.loss_total = torch.zeros((), dtype=torch.float64, device=X.device)
-
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int, dataloader_idx: int = 0):
-        # the first evaluation of the training set reads every row: its loss at the closed form, on the way
-        if self.solution is not None and self.solution.loss is None and dataloader_idx == TRAIN_SET:
-            X, y = batch  # an in-order chunk of this rank's shard: (chunk, num_inputs), (chunk, 1)
-            self.loss_total += loss_sum(self.solution, X, y)
+        self.solution = closed_form(X, y)  # the same on every rank: each holds the whole training set
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.solution is None or trainer.sanity_checking:
             return
-        if self.solution.loss is None:  # the shards' sums, over every training row (the same on every rank)
-            total = trainer.strategy.reduce(self.loss_total, reduce_op="sum")
-            self.solution.loss = float(total) / len(trainer.datamodule.train_set)
         pl_module.log("reference/closed_form_loss", self.solution.loss, sync_dist=True)
         pl_module.log("train/excess_loss", excess_loss(self.solution, pl_module.w, pl_module.b), sync_dist=True)
 

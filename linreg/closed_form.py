@@ -1,20 +1,25 @@
-"""The book's closed form for linear regression, β = (XᵀX)⁻¹Xᵀy, solved soundly in chunks.
+"""The book's closed form for linear regression, β = (XᵀX)⁻¹Xᵀy, solved soundly in one pass over the rows.
 
-    solution = closed_form(X, y)      # X: (n, num_inputs), y: (n, 1): one pass over the rows
-    solution.w, solution.b
-    training_loss(solution, X, y)     # its loss: a second pass (BookReport sums it during an evaluation)
+    solution = closed_form(X, y)      # X: (n, num_inputs), y: (n, 1): reads each row once
+    solution.w, solution.b, solution.loss
     excess_loss(solution, w, b)       # how far SGD's (w, b) is above the optimum, in loss
+    training_loss(solution, X, y)     # the solution's loss on any rows, summed residual by residual
 
 With X̃ = [X, 1] (the bias last) the optimum solves the normal equations X̃ᵀX̃ β = X̃ᵀy. We accumulate the
-small (d+1)×(d+1) matrix X̃ᵀX̃ and the vector X̃ᵀy in float64 over chunks of rows and solve them by
-Cholesky; the inverse is never formed. A singular X̃ᵀX̃ (a constant or duplicated feature) falls back to
-the minimum-norm least-squares solution.
+Gram matrix of the chunk [X̃, r], with r = y − X̃β₀, in float64 over chunks of rows, and solve it by
+Cholesky; the inverse is never formed. β₀ is a first estimate, least squares on the first 2(d+1) rows.
+Solving for the rest, δ = β − β₀, from the residuals r instead of y changes nothing in exact arithmetic
+and makes the loss exact in one pass: Σ(y − X̃β)² = rᵀr − 2δᵀX̃ᵀr + δᵀX̃ᵀX̃δ, where rᵀr is of the size of
+the answer. From y itself the same identity would subtract two numbers ~10⁵ times larger than the book's
+loss (yᵀy and cᵀβ), losing five of float64's sixteen digits; the residuals keep all but one or two.
+The correction δ is small, so the solve's rounding errors are small against β too. A singular X̃ᵀX̃
+(a constant or duplicated feature) falls back to the minimum-norm least-squares solution.
 
 Why not QR of the full X̃, the textbook-stable route: QR needs X̃ as one float64 matrix, a copy of the
 whole dataset (1,000,000 × 101 in float64 is 808 MB) plus Householder workspace. The normal equations
 read X once, a chunk at a time, and hold O(d²) numbers; their cost, squaring the condition number of X̃,
 is a few of float64's 16 digits for well-conditioned designs like these (N(0, 1) or standardized
-features). Memory: one float64 chunk (chunk_size × d) on top of the data.
+features). Memory: one float64 chunk (chunk_size × (d+2)), reused, on top of the data.
 """
 
 from dataclasses import dataclass
@@ -31,51 +36,53 @@ class ClosedForm:
     w: torch.Tensor  # (num_inputs, 1), float64
     b: torch.Tensor  # (1,), float64
     root: torch.Tensor  # (d+1, d+1) R with RᵀR = X̃ᵀX̃ / n: the loss's curvature, for excess_loss
-    # mean squared_loss of (w, b) on the data it was solved on: not known when solved (see training_loss)
-    loss: float | None = None
+    loss: float  # mean squared_loss of (w, b) on the rows it was solved on
 
 
-def _chunks(X: torch.Tensor, y: torch.Tensor, chunk_size: int):
-    """Float64 chunks of rows: (chunk, d), (chunk, 1). A float64 X gives views; float32 one chunk copy."""
-    for start in range(0, len(X), chunk_size):
-        yield X[start : start + chunk_size].double(), y[start : start + chunk_size].double().reshape(-1, 1)
+def first_estimate(X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """β₀: least squares on the first 2(d+1) rows, [X, 1] β₀ ≈ y, in float64 on the CPU: (d+1, 1).
+
+    Any β₀ gives the same answer; a good one keeps the residuals, and so the cancellation, small.
+    gelsd copes with rows too few or too alike to determine it (then β₀ is their minimum-norm fit)."""
+    rows = 2 * (X.shape[1] + 1)
+    X0 = torch.nn.functional.pad(X[:rows].double().cpu(), (0, 1), value=1.0)  # [X, 1]: (rows, d+1)
+    return torch.linalg.lstsq(X0, y[:rows].double().cpu().reshape(-1, 1), driver="gelsd").solution
 
 
 def closed_form(X: torch.Tensor, y: torch.Tensor, chunk_size: int = CHUNK_SIZE) -> ClosedForm:
     n, d = X.shape
-    A = torch.zeros(d + 1, d + 1, dtype=torch.float64, device=X.device)  # X̃ᵀX̃
-    c = torch.zeros(d + 1, 1, dtype=torch.float64, device=X.device)  # X̃ᵀy
-    for Xc, yc in _chunks(X, y, chunk_size):
-        A[:d, :d] += Xc.T @ Xc
-        A[:d, d] += Xc.sum(0)  # the column of ones: Xᵀ1, 1ᵀX and 1ᵀ1 = chunk length
-        A[d, :d] = A[:d, d]
-        A[d, d] += len(Xc)
-        c[:d] += Xc.T @ yc
-        c[d] += yc.sum()
+    beta0 = first_estimate(X, y).to(X.device)  # (d+1, 1)
+    G = torch.zeros(d + 2, d + 2, dtype=torch.float64, device=X.device)  # [X̃, r]ᵀ[X̃, r]
+    B = torch.empty(min(n, chunk_size), d + 2, dtype=torch.float64, device=X.device)  # one chunk of [X, 1, r]
+    for start in range(0, n, chunk_size):
+        Bc = B[: min(chunk_size, n - start)]  # (chunk, d+2)
+        Bc[:, :d] = X[start : start + len(Bc)]  # converted to float64 as it is copied
+        Bc[:, d] = 1.0
+        Bc[:, d + 1 :] = y[start : start + len(Bc)].reshape(-1, 1)
+        Bc[:, d + 1 :] -= Bc[:, : d + 1] @ beta0  # r = y − X̃β₀: (chunk, 1)
+        G.addmm_(Bc.T, Bc)  # one product gives X̃ᵀX̃, X̃ᵀr and rᵀr
+    A, c, rr = G[: d + 1, : d + 1], G[: d + 1, d + 1 :], G[d + 1, d + 1]  # (d+1, d+1), (d+1, 1), ()
     L, info = torch.linalg.cholesky_ex(A)
     if info == 0:
-        beta = torch.cholesky_solve(c, L)  # (d+1, 1)
+        delta = torch.cholesky_solve(c, L)  # (d+1, 1)
     else:  # singular: minimum-norm solution (gelsd handles rank deficiency; it runs on the CPU)
-        beta = torch.linalg.lstsq(A.cpu(), c.cpu(), driver="gelsd").solution.to(X.device)
+        delta = torch.linalg.lstsq(A.cpu(), c.cpu(), driver="gelsd").solution.to(X.device)
+    beta = beta0 + delta
+    residual_sum = rr - 2 * (delta.T @ c).squeeze() + (delta.T @ A @ delta).squeeze()  # Σ(y − X̃β)²
     # A square root of the curvature from its eigendecomposition: exists for singular A too.
     eigenvalues, Q = torch.linalg.eigh(A / n)
     root = eigenvalues.clamp(min=0).sqrt()[:, None] * Q.T
-    return ClosedForm(w=beta[:d], b=beta[d], root=root)
-
-
-def loss_sum(solution: ClosedForm, X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Σ squared_loss of the solution over rows X (n, d), y (n, 1), in float64: a 0-d tensor.
-
-    The loss is not computed in closed_form: its rows are read once there, before β is known, and the
-    one-pass formula (yᵀy − cᵀβ) / 2n cancels away about six of float64's digits at the book's noise.
-    BookReport adds it up in the first epoch-end evaluation, which reads every training row anyway.
-    """
-    return squared_loss(linreg(X.double(), solution.w, solution.b), y.double()).sum()
+    return ClosedForm(w=beta[:d], b=beta[d], root=root, loss=max(float(residual_sum), 0.0) / (2 * n))
 
 
 def training_loss(solution: ClosedForm, X: torch.Tensor, y: torch.Tensor, chunk_size: int = CHUNK_SIZE) -> float:
-    """The solution's mean squared_loss over X, y, reading them a chunk at a time (a pass of its own)."""
-    return float(sum(loss_sum(solution, Xc, yc) for Xc, yc in _chunks(X, y, chunk_size))) / len(X)
+    """The solution's mean squared_loss over X, y, residual by residual in float64, a chunk at a time
+    (a pass of its own: for other rows than those solved on, or to check `solution.loss`)."""
+    total = 0.0
+    for start in range(0, len(X), chunk_size):
+        Xc, yc = X[start : start + chunk_size].double(), y[start : start + chunk_size].double().reshape(-1, 1)
+        total += float(squared_loss(linreg(Xc, solution.w, solution.b), yc).sum())
+    return total / len(X)
 
 
 # Solving costs about n·(d+1)² multiply-adds in large matrix products, an epoch of SGD about n·(d+1)·4 in

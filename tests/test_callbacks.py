@@ -1,4 +1,4 @@
-"""BookReport and ProgressBar: what reaches the loggers and the terminal, and that the bar moves."""
+"""BookReport, ProgressBar and the TensorBoard logger: what reaches the loggers and the terminal."""
 
 import math
 import re
@@ -76,3 +76,22 @@ def test_step_checkpoint_without_a_model_checkpoint_saves_under_the_root_dir(mak
     trainer.fit(LinearRegressionScratch(), datamodule=SyntheticRegressionDataModule(num_val=0))
     saved = torch.load(tmp_path / "checkpoints" / "last-step.ckpt", weights_only=True)
     assert saved["global_step"] == 5
+
+
+def test_the_logger_writes_one_event_per_call_with_the_same_scalars_as_add_scalar(tmp_path):
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    from linreg.figures import read_scalars
+    from linreg.loggers import TensorBoard
+
+    writes = [({"train/loss": 0.5, "params/w_0": torch.tensor(2.0), "params/b": -1.25}, 0), ({"train/loss": 0.25}, 10)]
+    for logger in (TensorBoard(tmp_path, name="merged"), TensorBoardLogger(tmp_path, name="stock")):
+        for metrics, step in writes:
+            logger.log_metrics(metrics, step)
+        logger.finalize("success")
+    merged, stock = read_scalars(tmp_path / "merged" / "version_0"), read_scalars(tmp_path / "stock" / "version_0")
+    assert merged == stock == {"train/loss": [(0, 0.5), (10, 0.25)], "params/w_0": [(0, 2.0)], "params/b": [(0, -1.25)]}
+    (events,) = (tmp_path / "merged" / "version_0").glob("events.out.tfevents.*")
+    summaries = [e.summary for e in EventFileLoader(str(events)).Load() if e.HasField("summary")]
+    assert [len(s.value) for s in summaries] == [3, 1]  # add_scalar would write four events of one value

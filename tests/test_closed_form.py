@@ -18,14 +18,29 @@ def test_matches_least_squares_on_the_augmented_design():
     solution = closed_form(X, y)
     torch.testing.assert_close(solution.w, beta[:3], rtol=0, atol=1e-12)
     torch.testing.assert_close(solution.b, beta[3], rtol=0, atol=1e-12)
-    assert training_loss(solution, X, y) == pytest.approx(float(((X1 @ beta - y.double()) ** 2).mean() / 2), rel=1e-12)
+    reference = float(((X1 @ beta - y.double()) ** 2).mean() / 2)
+    assert solution.loss == pytest.approx(reference, rel=1e-12, abs=0)
+    assert training_loss(solution, X, y) == pytest.approx(reference, rel=1e-12)
+
+
+def test_the_one_pass_loss_keeps_its_digits_where_the_textbook_identity_loses_them():
+    # Noise 1e-4: the loss (~5e-9) is ~10⁹ times smaller than yᵀy / 2n. Summing the residuals one by one,
+    # the reference keeps float64's digits; the identity Σ(y − X̃β)² = yᵀy − cᵀβ on the raw sums would not.
+    X, y = data(n=2000, noise=1e-4, dtype=torch.float64)
+    solution = closed_form(X, y)
+    reference = training_loss(solution, X, y)
+    assert solution.loss == pytest.approx(reference, rel=1e-10, abs=0)
+    X1 = torch.cat([X, torch.ones(len(X), 1, dtype=torch.float64)], dim=1)  # [X, 1]
+    beta = torch.cat([solution.w, solution.b.reshape(1, 1)])
+    textbook = float(y.T @ y - (X1.T @ y).T @ beta) / (2 * len(X))
+    assert textbook != pytest.approx(reference, rel=1e-10, abs=0)  # what the shift to residuals is for
 
 
 def test_chunking_does_not_change_the_answer():
     X, y = data(n=1001)
     whole, chunked = closed_form(X, y), closed_form(X, y, chunk_size=7)
     torch.testing.assert_close(whole.w, chunked.w, rtol=0, atol=1e-12)
-    assert training_loss(whole, X, y) == pytest.approx(training_loss(chunked, X, y, chunk_size=7), rel=1e-12)
+    assert whole.loss == pytest.approx(chunked.loss, rel=1e-12, abs=0)
 
 
 def test_noiseless_data_gives_back_the_true_parameters():
@@ -33,6 +48,7 @@ def test_noiseless_data_gives_back_the_true_parameters():
     solution = closed_form(X, y)
     torch.testing.assert_close(solution.w.reshape(-1), torch.tensor([2.0, -3.4, 0.5], dtype=torch.float64))
     assert solution.b.item() == pytest.approx(4.2, abs=1e-12) and training_loss(solution, X, y) < 1e-25
+    assert solution.loss < 1e-25
 
 
 def test_singular_design_falls_back_to_the_minimum_norm_solution():
@@ -41,6 +57,7 @@ def test_singular_design_falls_back_to_the_minimum_norm_solution():
     solution = closed_form(X2, y)
     torch.testing.assert_close(solution.w.reshape(-1), torch.tensor([0.5, 0.5], dtype=torch.float64))
     assert solution.b.item() == pytest.approx(4.2, abs=1e-9) and training_loss(solution, X2, y) < 1e-18
+    assert solution.loss < 1e-18
 
 
 def test_excess_loss_is_the_loss_difference_and_never_negative():
