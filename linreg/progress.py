@@ -57,7 +57,11 @@ class ProgressBar(TQDMProgressBar):
         now = time.monotonic()
         if force or now - self.last_draw >= self.min_interval or done == self.train_blocks.steps:
             self.last_draw = now
-            super().on_train_batch_end(trainer, pl_module, None, None, done - 1)  # draws n = done
+            bar = self.train_progress_bar
+            if bar is not None and not bar.disable:  # one redraw: Lightning's own hook draws twice (n, then the loss)
+                bar.n = done
+                bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
+                bar.refresh()
 
     def on_train_batch_end(self, *args) -> None:
         pass  # a block's end: its updates were drawn as they happened
