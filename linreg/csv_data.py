@@ -1,10 +1,11 @@
-"""Your own data: a CSV file as a LightningDataModule, its features standardized on the training split.
+"""Your own data: a CSV or Parquet file as a LightningDataModule, its features standardized on the training split.
 
     dm = CSVRegressionDataModule("houses.csv", target="price", features=["area", "age"], val_fraction=0.2)
+    dm = CSVRegressionDataModule("houses.parquet", target="price")
 
-- A header row of distinct names is required (a UTF-8 byte-order mark is fine) and every cell must be a
-  finite number; `features` defaults to every column but the target, and may not include it. Read with
-  Python's csv module: no new dependency for a file that fits in memory.
+- Read by `linreg.tables` (pyarrow): a CSV file needs a header row of distinct names (a UTF-8 byte-order
+  mark is fine), a Parquet file numeric columns; every cell must be a finite number. `features` defaults
+  to every column but the target, and may not include it.
 - The held-out split, `num_val` rows or `val_fraction` of them, is drawn with the seed.
 - Features are standardized with the training split's mean and standard deviation: SGD on raw units
   (areas in the hundreds beside ages in the tens) crawls along one axis and diverges along another.
@@ -16,94 +17,14 @@
 Bad input raises `DataError` with one line naming the file, and the line and column where it applies.
 """
 
-import csv
-import math
-from pathlib import Path
-
 import torch
 
 from linreg.data import InMemoryRegressionDataModule
 from linreg.errors import DataError
 from linreg.sampler import derive_seed
+from linreg.tables import read_columns, read_header
 
 SPLIT_STREAM = -3  # the held-out split's RNG stream of the seed (see linreg.data)
-
-
-def open_csv(path: str | Path):
-    # utf-8-sig: a byte-order mark (Excel writes one) is not part of the first column's name
-    return Path(path).open(newline="", encoding="utf-8-sig")
-
-
-def not_text(path: str | Path) -> DataError:
-    return DataError(f"{path}: not a CSV file (binary data, or text that is not UTF-8)")
-
-
-def read_header(path: str | Path) -> list[str]:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        with open_csv(path) as f:
-            header = next(csv.reader(f), None)
-    except UnicodeDecodeError:
-        raise not_text(path) from None
-    if not header or not any(name.strip() for name in header):
-        raise DataError(f"{path}: the file is empty; it needs a header row naming the columns")
-    header = [name.strip() for name in header]
-    for i, name in enumerate(header):
-        if name in header[:i]:
-            raise DataError(
-                f"{path}: the header names column '{name}' twice (columns {header.index(name) + 1} and {i + 1})"
-            )
-    return header
-
-
-def parse_number(cell: str) -> float:
-    """float(cell), less what Python's float accepts beyond a number in a data file: `1_000`."""
-    if "_" in cell:
-        raise ValueError(cell)
-    return float(cell)
-
-
-def read_columns(path: str | Path, columns: list[str]) -> torch.Tensor:
-    """The named columns of a CSV file as float64, (rows, len(columns)); DataError on any bad cell."""
-    header = read_header(path)
-    for name in columns:
-        if name not in header:
-            raise DataError(f"{path}: no column '{name}' (the columns are: {', '.join(header)})")
-    try:
-        return torch.tensor(read_rows(path, header, columns), dtype=torch.float64)
-    except UnicodeDecodeError:
-        raise not_text(path) from None
-
-
-def read_rows(path: str | Path, header: list[str], columns: list[str]) -> list[list[float]]:
-    where = [header.index(name) for name in columns]
-    rows = []
-    with open_csv(path) as f:
-        reader = csv.reader(f)
-        next(reader)
-        for row in reader:
-            if not row or all(not cell.strip() for cell in row):
-                continue  # blank lines
-            if len(row) != len(header):
-                raise DataError(f"{path}, line {reader.line_num}: {len(row)} fields where the header has {len(header)}")
-            values = []
-            for name, i in zip(columns, where, strict=True):
-                cell = row[i].strip()
-                try:
-                    value = parse_number(cell)
-                except ValueError:
-                    raise DataError(
-                        f"{path}, line {reader.line_num}, column '{name}': {cell!r} is not a number"
-                    ) from None
-                if not math.isfinite(value):
-                    raise DataError(f"{path}, line {reader.line_num}, column '{name}': {cell} is not a finite number")
-                values.append(value)
-            rows.append(values)
-    if not rows:
-        raise DataError(f"{path}: the header is there but no rows of data")
-    return rows
 
 
 def standardize(X: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

@@ -1,27 +1,26 @@
-"""Predictions of a trained checkpoint for the rows of a CSV file, through Lightning's predict loop.
+"""Predictions of a trained checkpoint for the rows of a CSV or Parquet file, through Lightning's predict loop.
 
-    header, rows, predictions = predict("lightning_logs/version_0/checkpoints/last.ckpt", "new.csv")
+    predictions = predict("lightning_logs/version_0/checkpoints/last.ckpt", "new.csv")   # (n,) tensor
 
 The command around it (flags, checks, writing the CSV) is linreg/cli/predict.py, `linreg-predict`.
 """
-
-import csv
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from linreg.checkpoint import read_checkpoint
-from linreg.csv_data import open_csv, read_columns, read_header, standardize
+from linreg.csv_data import standardize
 from linreg.errors import CheckpointError, DataError
 from linreg.model import LinearRegressionScratch
 from linreg.sampler import MinibatchSampler
+from linreg.tables import read_columns, read_header
 
 
 def predict(
     checkpoint_path: str, data: str, accelerator: str = "auto", batch_size: int = 65536, checkpoint: dict | None = None
 ):
-    """(header, rows as read, predictions (n,)) for the CSV file `data`, in the model's dtype. `checkpoint`:
+    """The predictions (n,) for the rows of `data`, a CSV or Parquet file, in the model's dtype. `checkpoint`:
     the file at `checkpoint_path`, if the caller has read it already."""
     if checkpoint is None:
         checkpoint = read_checkpoint(checkpoint_path)
@@ -49,7 +48,4 @@ def predict(
     trainer = L.Trainer(
         accelerator=accelerator, devices=1, precision=precision, logger=False, enable_progress_bar=False
     )
-    predictions = torch.cat([p.reshape(-1).cpu() for p in trainer.predict(model, loader)])
-    with open_csv(data) as f:
-        rows = [row for row in list(csv.reader(f))[1:] if row and any(cell.strip() for cell in row)]
-    return header, rows, predictions
+    return torch.cat([p.reshape(-1).cpu() for p in trainer.predict(model, loader)])

@@ -1,7 +1,7 @@
 """The project's commands, each a `main(argv)` here with a console script and a thin file in scripts/:
 
     linreg-train      python scripts/train.py        train and report like the book (linreg.cli.train)
-    linreg-predict    python scripts/predict.py      predict the rows of a CSV file with a checkpoint
+    linreg-predict    python scripts/predict.py      predict the rows of a CSV or Parquet file with a checkpoint
     linreg-sweep      python scripts/sweep.py        one run per value of one flag: the book's exercises
     linreg-benchmark  python scripts/benchmark.py    the book's loop against the Trainer, timed
     linreg-figures    python scripts/figures.py      regenerate the README's figures
@@ -63,19 +63,19 @@ def readable_file(flag: str, path: str, error: type[Exception] = UsageError) -> 
         raise error(f"{flag} {path}: cannot be read (permission denied)")
 
 
-def text_file(flag: str, path: str, error: type[Exception] = UsageError) -> None:
-    """A --data file must be a readable CSV: text, not Parquet or any other binary format."""
+def data_file(flag: str, path: str, error: type[Exception] = UsageError) -> None:
+    """A --data file must be Parquet (it starts with the bytes PAR1) or text: no other binary format."""
     readable_file(flag, path, error)
     with open(path, "rb") as f:
         head = f.read(65536)
     if head.startswith(b"PAR1"):
-        raise error(f"{flag} {path}: a Parquet file; this version reads CSV files with a header row")
+        return
     try:
         text = head.decode("utf-8-sig") if len(head) < 65536 else head[:-3].decode("utf-8-sig")  # whole chars
     except UnicodeDecodeError:
         text = "\0"
     if "\0" in text:
-        raise error(f"{flag} {path}: not a CSV file (binary data, or text that is not UTF-8)")
+        raise error(f"{flag} {path}: neither a CSV file nor a Parquet file (binary data, or text that is not UTF-8)")
 
 
 def gpu_available(accelerator: str, error: type[Exception] = UsageError) -> None:
@@ -109,4 +109,4 @@ def quiet(prog: str) -> None:
     warnings.showwarning = one_line
 
 
-__all__ = ["USER_ERRORS", "Parser", "fail", "finite", "gpu_available", "program", "quiet", "readable_file", "text_file"]
+__all__ = ["USER_ERRORS", "Parser", "data_file", "fail", "finite", "gpu_available", "program", "quiet", "readable_file"]

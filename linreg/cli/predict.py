@@ -1,23 +1,23 @@
-"""Predict with a trained model: the rows of a CSV file, plus a `prediction` column.
+"""Predict with a trained model: the rows of a CSV or Parquet file, plus a `prediction` column.
 
     linreg-predict --checkpoint lightning_logs/version_0/checkpoints/last.ckpt --data new.csv
     linreg-predict --checkpoint CKPT --data new.csv --output predictions.csv --accelerator gpu
+    linreg-predict --checkpoint CKPT --data new.parquet --output predictions.parquet
     python scripts/predict.py ...                      # the same
 
-The checkpoint carries the model and, for a model trained on a CSV, the feature names and the
+The output is CSV (to stdout without --output), or Parquet when --output ends in .parquet. The
+checkpoint carries the model and, for a model trained on a file, the feature names and the
 standardization of its training split: new rows are standardized the same way. For a model trained on
-synthetic data every column of the CSV is a feature, in order; a checkpoint that says neither is refused.
+synthetic data every column of the file is a feature, in order; a checkpoint that says neither is refused.
 Predictions are computed in the model's dtype (float64 for a --precision 64-true run) and written with
 every digit that dtype holds. Predictions go through Lightning's predict
 loop (`predict_step`) on any accelerator. Bad input ends with one line on stderr and exit status 2; an
 existing --output file is never overwritten.
 """
 
-import csv
-import sys
 from pathlib import Path
 
-from linreg.cli import USER_ERRORS, Parser, fail, gpu_available, program, quiet, readable_file, text_file
+from linreg.cli import USER_ERRORS, Parser, data_file, fail, gpu_available, program, quiet, readable_file
 from linreg.errors import CheckpointError, DataError
 
 PROG = "predict.py"
@@ -26,8 +26,8 @@ PROG = "predict.py"
 def main(argv: list[str] | None = None) -> None:
     p = Parser(prog=program(PROG), description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by linreg-train")
-    p.add_argument("--data", required=True, metavar="FILE.csv", help="the rows to predict, with a header row")
-    p.add_argument("--output", metavar="OUT.csv", help="write here instead of to stdout (never overwritten)")
+    p.add_argument("--data", required=True, metavar="FILE", help="the rows to predict: CSV (header row) or Parquet")
+    p.add_argument("--output", metavar="OUT", help="write here, not to stdout: .parquet or CSV (never overwritten)")
     p.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (default: %(default)s)")
     args = p.parse_args(argv)
     try:
@@ -38,19 +38,14 @@ def main(argv: list[str] | None = None) -> None:
         from linreg.checkpoint import read_checkpoint  # torch only: a file that is no checkpoint is told now
 
         checkpoint = read_checkpoint(args.checkpoint)
-        text_file("--data", args.data, DataError)
+        data_file("--data", args.data, DataError)
         gpu_available(args.accelerator, DataError)
-        header, rows, predictions = run_predict(args, checkpoint)
+        predictions = run_predict(args, checkpoint)
+        from linreg.tables import write_with_column
+
+        write_with_column(args.data, "prediction", predictions, args.output)
     except USER_ERRORS as e:
         fail(program(PROG), e)
-    lines = [[*header, "prediction"]]
-    # str of a numpy scalar: the shortest text that reads back as the same float32 or float64, all digits kept
-    lines += [[*row, str(value)] for row, value in zip(rows, predictions.numpy(), strict=True)]
-    if args.output:
-        with Path(args.output).open("x", newline="") as f:  # "x": fails rather than overwrite
-            csv.writer(f).writerows(lines)
-    else:
-        csv.writer(sys.stdout).writerows(lines)
 
 
 def run_predict(args, checkpoint: dict):

@@ -2,7 +2,7 @@
 
     linreg-train                                  # the book's run: 1000 examples, batch 10, lr 0.03, 3 epochs
     linreg-train --accelerator gpu                # the same on a GPU (or: python scripts/train.py ...)
-    linreg-train --data houses.csv --target price --max-epochs 20    # your own CSV
+    linreg-train --data houses.csv --target price --max-epochs 20    # your own CSV (or Parquet) file
     tensorboard --logdir lightning_logs           # the curves of every run
 
 Prints a start line, one progress bar, `epoch N, loss ...` after each epoch, the errors in estimating w
@@ -17,7 +17,7 @@ This file parses and checks; `linreg.runner` builds the Trainer and runs it.
 import argparse
 from pathlib import Path
 
-from linreg.cli import USER_ERRORS, Parser, fail, finite, gpu_available, program, readable_file, text_file
+from linreg.cli import USER_ERRORS, Parser, data_file, fail, finite, gpu_available, program, readable_file
 from linreg.errors import CheckpointError, DataError, StorageError, UsageError
 from linreg.rundir import launching_process
 
@@ -62,8 +62,8 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--noise", type=finite, default=0.01, help="standard deviation of the label noise (0.01)")
     g.add_argument("--sort-by-label", action="store_true", help="store the training set sorted by y")
     g.add_argument("--streaming", action="store_true", help="never store the data: made per batch, any size")
-    g = p.add_argument_group("your own data: a CSV file with a header row")
-    g.add_argument("--data", metavar="FILE.csv", help="train on this CSV instead of synthetic data")
+    g = p.add_argument_group("your own data: a CSV file with a header row, or a Parquet file")
+    g.add_argument("--data", metavar="FILE", help="train on this CSV or Parquet file instead of synthetic data")
     g.add_argument("--target", metavar="COLUMN", help="the column to predict (required with --data)")
     g.add_argument("--features", metavar="COLUMN", nargs="+", help="the input columns (default: all but the target)")
     g.add_argument("--val-fraction", type=finite, default=0.2, help="rows held out without --num-val (0.2)")
@@ -123,7 +123,7 @@ def check(args: argparse.Namespace) -> None:
     if args.streaming and (args.data is not None or args.sort_by_label):
         raise UsageError("--streaming makes synthetic data batch by batch: not with --data or --sort-by-label")
     if args.data is not None:
-        text_file("--data", args.data, DataError)
+        data_file("--data", args.data, DataError)
     if args.resume is not None:
         readable_file("--resume", args.resume, CheckpointError)
     gpu_available(args.accelerator)
