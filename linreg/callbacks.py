@@ -41,6 +41,17 @@ def losses_line(metrics: dict) -> str:
     return ", ".join(f"{label} {float(metrics[tag]):f}" for tag, label in labels.items() if tag in metrics)
 
 
+def conditioning_line(solution: ClosedForm, lr: float) -> str:
+    """Why SGD is fast or slow on this data, before it runs: the curvature's condition number and the
+    largest learning rate that does not diverge."""
+    kappa = solution.condition_number
+    line = f"conditioning: XᵀX/n has condition number {kappa:.3g}, so lr above {solution.max_stable_lr:.3g} diverges"
+    if kappa > 100:  # the flattest direction shrinks by a factor (1 - lr·λ_min) per step: name the cost
+        steps = math.inf if kappa == math.inf else 1 / (lr * float(solution.eigenvalues[0]))
+        line += f"; at lr {lr:g} the flattest direction needs ~{steps:.3g} steps per e-fold"
+    return line
+
+
 def parameter_errors(module: L.LightningModule, datamodule) -> tuple[torch.Tensor, float] | None:
     """(true_w - w, true_b - b), the book's "errors in estimating w and b", or None without a truth."""
     true_w = getattr(datamodule, "true_w", None)
@@ -69,10 +80,10 @@ class BookReport(L.Callback):
 
     # -- the closed form: solved once, compared after every epoch ------------------------------------------
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        train_set = getattr(trainer.datamodule, "train_set", None)
-        if train_set is None or self.policy == "never":  # streamed data: no training set in memory to solve on
+        datamodule = trainer.datamodule
+        if getattr(datamodule, "train_set", None) is None or self.policy == "never":  # streamed: nothing to solve on
             return
-        X, y = train_set.tensors  # (n, num_inputs), (n, 1)
+        X, y = datamodule.closed_form_data()  # (n, num_inputs), (n, 1)
         epochs = trainer.max_epochs
         if trainer.max_steps > 0:  # --max-steps may end training sooner: the epochs it allows
             epochs = min(epochs, trainer.max_steps / len(trainer.datamodule.train_sampler()))
@@ -85,6 +96,8 @@ class BookReport(L.Callback):
                 )
             return
         self.solution = closed_form(X, y)  # the same on every rank: each holds the whole training set
+        if trainer.is_global_zero:
+            print(conditioning_line(self.solution, pl_module.hparams.lr))
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.solution is None or trainer.sanity_checking:

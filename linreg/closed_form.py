@@ -19,9 +19,17 @@ Why not QR of the full X̃, the textbook-stable route: QR needs X̃ as one float
 whole dataset (1,000,000 × 101 in float64 is 808 MB) plus Householder workspace. The normal equations
 read X once, a chunk at a time, and hold O(d²) numbers; their cost, squaring the condition number of X̃,
 is a few of float64's 16 digits for well-conditioned designs like these (N(0, 1) or standardized
-features). Memory: one float64 chunk (chunk_size × (d+2)), reused, on top of the data.
+features). Measured on NIST's certified Longley problem (tests/test_closed_form.py), standardized
+(condition number 1.2·10⁴): 1.2·10⁻¹¹ relative error against numpy's SVD-based lstsq, 2·10⁻¹¹ without
+the first estimate; a QR in chunks (TSQR) would cost twice as much for no digit that shows. Solve on
+float64 numbers: the same solver on float32 data agrees to 1.5·10⁻⁶ only. Memory: one float64 chunk
+(chunk_size × (d+2)), reused, on top of the data.
+
+The eigenvalues of X̃ᵀX̃/n, computed for `excess_loss` anyway, also give the condition number and the
+largest stable learning rate 2/λ_max (`ClosedForm.condition_number`, `.max_stable_lr`).
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -37,6 +45,19 @@ class ClosedForm:
     b: torch.Tensor  # (1,), float64
     root: torch.Tensor  # (d+1, d+1) R with RᵀR = X̃ᵀX̃ / n: the loss's curvature, for excess_loss
     loss: float  # mean squared_loss of (w, b) on the rows it was solved on
+    eigenvalues: torch.Tensor  # (d+1,) of X̃ᵀX̃ / n, ascending: the curvature along its principal axes
+
+    @property
+    def condition_number(self) -> float:
+        """λ_max / λ_min of X̃ᵀX̃ / n: how many times slower (S)GD closes in along the flattest direction
+        than the steepest allows; inf for collinear features."""
+        low, high = float(self.eigenvalues[0]), float(self.eigenvalues[-1])
+        return high / low if low > 0 else math.inf
+
+    @property
+    def max_stable_lr(self) -> float:
+        """2 / λ_max: gradient descent on the mean squared_loss diverges for any larger lr."""
+        return 2 / float(self.eigenvalues[-1])
 
 
 def first_estimate(X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -72,7 +93,8 @@ def closed_form(X: torch.Tensor, y: torch.Tensor, chunk_size: int = CHUNK_SIZE) 
     # A square root of the curvature from its eigendecomposition: exists for singular A too.
     eigenvalues, Q = torch.linalg.eigh(A / n)
     root = eigenvalues.clamp(min=0).sqrt()[:, None] * Q.T
-    return ClosedForm(w=beta[:d], b=beta[d], root=root, loss=max(float(residual_sum), 0.0) / (2 * n))
+    loss = max(float(residual_sum), 0.0) / (2 * n)
+    return ClosedForm(w=beta[:d], b=beta[d], root=root, loss=loss, eigenvalues=eigenvalues.clamp(min=0))
 
 
 def training_loss(solution: ClosedForm, X: torch.Tensor, y: torch.Tensor, chunk_size: int = CHUNK_SIZE) -> float:

@@ -94,6 +94,12 @@ class CSVRegressionDataModule(InMemoryRegressionDataModule):
         X_val, y_val = standardize(val[:, :-1], self.mean, self.std), val[:, -1:]
         return X.to(dtype), y.to(dtype), X_val.to(dtype), y_val.to(dtype)
 
+    def closed_form_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training split in float64 as read, standardized, whatever the training dtype: the closed form
+        is solved on the user's numbers, not on their float32 rounding (a copy, freed once solved)."""
+        train = self.table[self.train_rows]  # (n_train, num_inputs + 1), float64
+        return standardize(train[:, :-1], self.mean, self.std), train[:, -1:]
+
     def to_data_units(self, w: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # y = w·(x - mean)/std + b = (w/std)·x + (b - Σ w·mean/std)
         w = w.detach().reshape(-1).cpu().double()  # (num_inputs,)

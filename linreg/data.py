@@ -77,6 +77,10 @@ class InMemoryRegressionDataModule(L.LightningDataModule):
     def make_data(self, dtype: torch.dtype):
         raise NotImplementedError
 
+    def closed_form_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training set for the closed form, (n, num_inputs) and (n, 1): the numbers trained on."""
+        return self.train_set.tensors
+
     def setup(self, stage: str) -> None:
         if self.train_set is not None:  # fit, then validate: keep the same data
             return

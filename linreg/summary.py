@@ -61,6 +61,9 @@ def run_summary(
         if solution is None
         else {"w": closed_w.tolist(), "b": closed_b.item(), "train_loss": solution.loss},
         "excess_loss": None if solution is None or diverged else excess_loss(solution, model.w, model.b),
+        # the curvature X̃ᵀX̃/n of the training loss (see linreg/closed_form.py), with the closed form
+        "condition_number": None if solution is None else solution.condition_number,
+        "max_stable_lr": None if solution is None else solution.max_stable_lr,
     }
 
 

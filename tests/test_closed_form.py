@@ -1,10 +1,12 @@
 """The closed form β = (XᵀX)⁻¹Xᵀy and the excess loss, against torch's own least squares and hand algebra."""
 
+import json
+
 import pytest
 import torch
 
 from linreg.closed_form import closed_form, excess_loss, training_loss, worth_solving
-from linreg.functions import synthetic_data
+from linreg.functions import linreg, sgd, squared_loss, synthetic_data
 
 
 def data(n=500, w=(2.0, -3.4, 0.5), b=4.2, noise=0.1, seed=0, dtype=torch.float32):
@@ -79,3 +81,68 @@ def test_auto_solves_where_the_closed_form_costs_less_than_training():
     assert worth_solving(2, epochs=3) and worth_solving(100, epochs=1)
     assert not worth_solving(1000, epochs=1) and not worth_solving(1000, epochs=3)
     assert worth_solving(1000, epochs=5)
+
+
+def test_the_conditioning_is_that_of_the_curvature_and_its_lr_bound_is_where_descent_turns_to_divergence():
+    X, y = data(n=200, w=(2.0, -3.4, 0.5), dtype=torch.float64)
+    X = X * torch.tensor([1.0, 3.0, 0.5], dtype=torch.float64)  # unequal scales: a condition number well above 1
+    solution = closed_form(X, y)
+    X1 = torch.cat([X, torch.ones(len(X), 1, dtype=torch.float64)], dim=1)  # [X, 1]
+    eigenvalues = torch.linalg.eigvalsh(X1.T @ X1 / len(X))  # by hand, ascending
+    assert solution.condition_number == pytest.approx(float(eigenvalues[-1] / eigenvalues[0]), rel=1e-9)
+    assert solution.max_stable_lr == pytest.approx(2 / float(eigenvalues[-1]), rel=1e-9)
+    # full-batch gradient descent with the book's own sgd, just below and just above the bound
+    for factor, diverges in ((0.98, False), (1.02, True)):
+        w = torch.zeros(3, 1, dtype=torch.float64, requires_grad=True)
+        b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+        losses = []
+        for _ in range(400):
+            l = squared_loss(linreg(X, w, b), y)
+            losses.append(float(l.detach().mean()))
+            l.sum().backward()
+            sgd([w, b], factor * solution.max_stable_lr, len(X))
+        assert (losses[-1] > 100 * losses[0]) == diverges and (losses[-1] < losses[0]) != diverges
+
+
+# NIST StRD "Longley" (https://www.itl.nist.gov/div898/strd/lls/data/Longley.shtml): US employment 1947-62
+# from six collinear economic series; XᵀX of the raw columns has a condition number near 10¹⁶ (5·10⁴ once
+# standardized). Columns: deflator, gnp, unemployed, armed_forces, population, year, employed (the target).
+LONGLEY = """deflator,gnp,unemployed,armed_forces,population,year,employed
+83.0,234289,2356,1590,107608,1947,60323
+88.5,259426,2325,1456,108632,1948,61122
+88.2,258054,3682,1616,109773,1949,60171
+89.5,284599,3351,1650,110929,1950,61187
+96.2,328975,2099,3099,112075,1951,63221
+98.1,346999,1932,3594,113270,1952,63639
+99.0,365385,1870,3547,115094,1953,64989
+100.0,363112,3578,3350,116219,1954,63761
+101.2,397469,2904,3048,117388,1955,66019
+104.6,419180,2822,2857,118734,1956,67857
+108.4,442769,2936,2798,120445,1957,68169
+110.8,444546,4681,2637,121950,1958,66513
+112.6,482704,3813,2552,123366,1959,68655
+114.2,502601,3931,2514,125368,1960,69564
+115.7,518173,4806,2572,127852,1961,69331
+116.9,554894,4007,2827,130081,1962,70551
+"""
+# NIST's certified coefficients, to 15 digits: the intercept, then one per column in order
+LONGLEY_CERTIFIED = [-3482258.63459582, 15.0618722713733, -0.358191792925910e-01, -2.02022980381683,
+                     -1.03322686717359, -0.511041056535807e-01, 1829.15146461355]  # fmt: skip
+
+
+def test_the_closed_form_of_a_csv_is_solved_on_its_float64_numbers_to_nine_digits_or_more(tmp_path):
+    import numpy as np
+
+    from linreg.cli import train
+
+    (tmp_path / "longley.csv").write_text(LONGLEY)
+    table = np.loadtxt(tmp_path / "longley.csv", delimiter=",", skiprows=1)
+    X1 = np.column_stack([np.ones(len(table)), table[:, :-1]])  # [1, X]
+    reference = np.linalg.lstsq(X1, table[:, -1], rcond=None)[0]  # QR-based (SVD) least squares, numpy's
+    assert np.allclose(reference, LONGLEY_CERTIFIED, rtol=1e-9, atol=0)  # the data and the reference are right
+    # the default --precision 32-true trains in float32: the closed form must still use the file's float64s
+    args = ["--data", str(tmp_path / "longley.csv"), "--target", "employed", "--num-val", "0", "--batch-size", "16"]
+    run_dir = train.run([*args, "--max-epochs", "1", "--logdir", str(tmp_path / "logs")])
+    closed = json.loads((run_dir / "summary.json").read_text())["closed_form"]
+    solved = np.array([closed["b"], *closed["w"]])
+    assert np.allclose(solved, reference, rtol=1e-9, atol=0), np.abs(solved / reference - 1).max()

@@ -26,6 +26,7 @@ scalars = read_scalars
 # Every line a default run may print (issue 13): the project's own, and its one progress bar.
 ALLOWED_LINES = {
     "start": r"seed \d+, device \w+",
+    "conditioning": r"conditioning: XᵀX/n has condition number [\d.e+]+, so lr above [\d.e+-]+ diverges",
     # tqdm, redrawn in place: "Training" until the first epoch starts, then "Epoch N" with the updates done
     "bar": r"(Training: +\|.*|Epoch \d+: +\d+%\|.*\| \d+/\d+) \[.*it/s.*\]",
     "epoch": r"epoch \d+, loss \d+\.\d{6}(, val loss \d+\.\d{6})?",
