@@ -67,19 +67,24 @@ class CSVRegressionDataModule(InMemoryRegressionDataModule):
         self.num_inputs = len(features)
         # Read and checked here, so that bad data is reported before any training starts; setup() makes
         # the training tensors from it.
-        self.table = read_columns(path, [*features, target])  # (rows, num_inputs + 1), float64
-        n = len(self.table)
+        table = read_columns(path, [*features, target])  # (rows, num_inputs + 1), float64
+        n = len(table)
         num_val = num_val if num_val is not None else int(n * val_fraction)
         if num_val >= n:
             raise DataError(f"{path}: {n} rows of data, too few to hold out {num_val} and train on the rest")
         order = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, SPLIT_STREAM)))
-        self.train_rows, self.val_rows = order[num_val:], order[:num_val]
-        if len(self.train_rows) < 2:
+        self.train_rows, self.val_rows = order[num_val:], order[:num_val]  # row numbers in the file, from 0
+        self.num_train = n - num_val
+        if self.num_train < 2:
             raise DataError(
-                f"{path}: {len(self.train_rows)} training row after holding out {num_val}: "
+                f"{path}: {self.num_train} training row after holding out {num_val}: "
                 "at least 2 are needed to standardize the features"
             )
-        X = self.table[self.train_rows, :-1]  # (n_train, num_inputs)
+        # The one float64 copy of the data kept: training rows first, so that each split is a slice of it (a
+        # view, not a gathered copy), standardized in place once the training split's statistics are known.
+        self.table = table[torch.cat([self.train_rows, self.val_rows])]
+        del table
+        X = self.table[: self.num_train, :-1]  # (num_train, num_inputs)
         self.mean, self.std = X.mean(0), X.std(0)  # of the training split only
         for name, std in zip(features, self.std.tolist(), strict=True):
             if not std > 0:
@@ -87,18 +92,18 @@ class CSVRegressionDataModule(InMemoryRegressionDataModule):
                     f"{path}: feature '{name}' is constant in the training split, so it cannot be "
                     "standardized (it would divide by zero); leave it out with --features"
                 )
+        self.table[:, :-1].sub_(self.mean).div_(self.std)  # (X - mean) / std; held-out rows with these statistics too
 
     def make_data(self, dtype: torch.dtype):
-        train, val = self.table[self.train_rows], self.table[self.val_rows]
-        X, y = standardize(train[:, :-1], self.mean, self.std), train[:, -1:]  # (n_train, num_inputs), (n_train, 1)
-        X_val, y_val = standardize(val[:, :-1], self.mean, self.std), val[:, -1:]
-        return X.to(dtype), y.to(dtype), X_val.to(dtype), y_val.to(dtype)
+        # slices of the standardized table: copies only to change the dtype (none at --precision 64-true)
+        train, val = self.table[: self.num_train], self.table[self.num_train :]
+        return train[:, :-1].to(dtype), train[:, -1:].to(dtype), val[:, :-1].to(dtype), val[:, -1:].to(dtype)
 
     def closed_form_data(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The training split in float64 as read, standardized, whatever the training dtype: the closed form
-        is solved on the user's numbers, not on their float32 rounding (a copy, freed once solved)."""
-        train = self.table[self.train_rows]  # (n_train, num_inputs + 1), float64
-        return standardize(train[:, :-1], self.mean, self.std), train[:, -1:]
+        is solved on the user's numbers, not on their float32 rounding (views of the table, no copy)."""
+        train = self.table[: self.num_train]  # (num_train, num_inputs + 1), float64
+        return train[:, :-1], train[:, -1:]
 
     def to_data_units(self, w: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # y = w·(x - mean)/std + b = (w/std)·x + (b - Σ w·mean/std)
@@ -137,7 +142,12 @@ class CSVRegressionDataModule(InMemoryRegressionDataModule):
         """
         self.check_resume(state)
         super().load_state_dict(state)
-        self.mean, self.std = state["mean"].double(), state["std"].double()
-        if self.train_set is not None:
-            self.train_set = self.val_set = None
-            self.setup("fit")
+        mean, std = state["mean"].double(), state["std"].double()
+        if not (torch.equal(mean, self.mean) and torch.equal(std, self.std)):  # another split: read the rows again
+            hp = self.hparams
+            table = read_columns(hp.path, [*self.feature_names, hp.target])[torch.cat([self.train_rows, self.val_rows])]
+            table[:, :-1].sub_(mean).div_(std)
+            self.table, self.mean, self.std = table, mean, std
+            if self.train_set is not None:
+                self.train_set = self.val_set = None
+                self.setup("fit")

@@ -5,12 +5,14 @@
      "val_loss": ... | null, "epochs": 3, "global_step": 300, "fit_seconds": ..., "device": "cpu",
      "run_dir": "lightning_logs/version_0", "hparams": {...every CLI flag...},
      "closed_form": {"w": [...], "b": ..., "train_loss": ...} | null, "excess_loss": ... | null,
+     "condition_number": ... | null, "max_stable_lr": ... | null,
      "checkpoint": "<run_dir>/checkpoints/last.ckpt"}   # (status "interrupted at step N": last-step.ckpt)
 
-w, b and the closed form are in the units of the user's data (CSV features are standardized for
+w, b and the closed form are in the units of the user's data (a file's features are standardized for
 training; see linreg/csv_data.py). `excess_loss` is SGD's training loss above the closed form's, computed
 without cancellation (`linreg.closed_form.excess_loss`); null without a closed form (streamed data) or
-after divergence. Later features add keys; these stay.
+after divergence. `condition_number` and `max_stable_lr` (2/λ_max) describe the training loss's curvature
+X̃ᵀX̃/n, from the closed form's solve (null without one). Later features add keys; these stay.
 """
 
 import json

@@ -222,7 +222,9 @@ def main(argv: list[str] | None = None) -> None:
         from linreg.cli import whole_process
 
         whole_process.startup(args.repeats)
-        return whole_process.measure(args.repeats)
+        whole_process.measure(args.repeats)
+        print()
+        return whole_process.files(args.repeats)
 
     gpu = args.accelerator == "gpu"
     workloads = args.workloads or [name for name, spec in WORKLOADS.items() if gpu or not spec[4]]

@@ -1,6 +1,6 @@
 """Whole-process benchmark: the reference text's script against the project's CLI, each as a fresh process.
 
-    linreg-benchmark --whole-process          # start-up, then both comparisons; 3 repeats, medians
+    linreg-benchmark --whole-process          # start-up, both comparisons, your data files; 3 repeats, medians
 
 Start-up: how long the commands take to answer `--help` and a bad flag (they check their input before
 importing Lightning), beside a bare `python -c pass` and `import lightning`.
@@ -13,11 +13,17 @@ folder. The fixed costs (start-up, imports) are taken out by subtracting a tiny 
 - batch 10, 2 features: (time at 100,000 examples − time at 10) per SGD step, one epoch;
 - 1M × 100, batch 1000: (time at 1,000,000 examples − time at 1,000) per example, one epoch.
 
+Your data: a 1,000,000 × 10 CSV file as numpy writes it (`savetxt`, 6 decimals, ~105 MB) and the same
+numbers as Parquet. `linreg-train --data FILE --target y --max-epochs 1 --batch-size 1000`, minus the same
+on the first 1000 rows, against `numpy.loadtxt` reading the CSV; and its peak memory (the process's
+maximum resident set) above the 1000-row run's, against the float64 table (1,000,000 × 11 × 8 bytes).
+
 The book's side is its script as written (`python -m linreg.cli.whole_process --book N D BATCH`): the synthetic
 data, `data_iter` over a shuffled Python list, the loop, the epoch's loss line. Ratios are CLI / book in
 the same run: the machine is shared, absolute times drift.
 """
 
+import os
 import random
 import statistics
 import subprocess
@@ -113,6 +119,69 @@ def measure(repeats: int) -> None:
         print(f"{label:>21} {per:>8} {book * 1e6:>9.2f} {cli * 1e6:>9.2f} {cli / book:>6.2f}")
 
 
+FILE_ROWS, FILE_FEATURES = 1_000_000, 10
+
+
+def write_files(folder: str) -> dict[str, str]:
+    """The benchmark's data files, big and 1000 rows, CSV and Parquet: name -> path."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((FILE_ROWS, FILE_FEATURES))
+    table = np.round(np.column_stack([X, X @ np.arange(1.0, FILE_FEATURES + 1) + 4.2]), 6)  # (rows, 11)
+    names = [f"x{i}" for i in range(FILE_FEATURES)] + ["y"]
+    paths = {}
+    for size, rows in (("big", table), ("tiny", table[:1000])):
+        paths[f"{size}.csv"] = f"{folder}/{size}.csv"
+        np.savetxt(paths[f"{size}.csv"], rows, delimiter=",", header=",".join(names), comments="", fmt="%.6f")
+        paths[f"{size}.parquet"] = f"{folder}/{size}.parquet"
+        pq.write_table(pa.table(dict(zip(names, rows.T, strict=True))), paths[f"{size}.parquet"])
+    return paths
+
+
+def peak_run(cmd: list[str]) -> tuple[float, float]:
+    """(seconds, peak resident MiB) of one child process: os.wait4 gives that child's own maximum."""
+    start = time.perf_counter()
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - start
+    if status != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{child.stderr.read().decode()[-3000:]}")
+    return seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+
+
+def files(repeats: int) -> None:
+    import numpy as np
+
+    table_mib = FILE_ROWS * (FILE_FEATURES + 1) * 8 / 2**20
+    with tempfile.TemporaryDirectory() as folder:
+        paths = write_files(folder)
+        loadtxt = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            np.loadtxt(paths["big.csv"], delimiter=",", skiprows=1)
+            loadtxt.append(time.perf_counter() - start)
+        loadtxt_s = statistics.median(loadtxt)
+        print(f"{'your data, 1M x 10':>30} {'seconds':>8} {'x loadtxt':>10} {'peak MiB':>9} {'x table':>8}")
+        print(f"{'numpy.loadtxt':>30} {loadtxt_s:>8.2f} {1:>10.2f}")
+        for kind in ("csv", "parquet"):
+            seconds, peaks = [], []
+            for _ in range(repeats):
+                runs = {}
+                for size in ("big", "tiny"):
+                    cli = [sys.executable, "-m", "linreg.cli.train", "--data", paths[f"{size}.{kind}"], "--target", "y"]
+                    cli += ["--max-epochs", "1", "--batch-size", "1000", "--logdir", f"{folder}/logs"]
+                    runs[size] = peak_run(cli)
+                seconds.append(runs["big"][0] - runs["tiny"][0])
+                peaks.append(runs["big"][1] - runs["tiny"][1])
+            s, peak = statistics.median(seconds), statistics.median(peaks)
+            label = f"linreg-train --data big.{kind}"
+            print(f"{label:>30} {s:>8.2f} {s / loadtxt_s:>10.2f} {peak:>9.0f} {peak / table_mib:>8.2f}")
+        print(f"{'':>30} (minus the 1000-row run; the float64 table is {table_mib:.0f} MiB)")
+
+
 def main() -> None:
     p = Parser(prog=program("whole_process.py"), description=__doc__.split("\n\n")[0])
     p.add_argument("--repeats", type=int, default=3)
@@ -122,6 +191,8 @@ def main() -> None:
         return book_script(*args.book)
     startup(args.repeats)
     measure(args.repeats)
+    print()
+    files(args.repeats)
 
 
 if __name__ == "__main__":
