@@ -30,7 +30,7 @@ from linreg.sampler import Blocks, MinibatchSampler, derive_seed
 
 # RNG streams of a seed (see derive_seed): the data and a drawn true w each get their own, apart from
 # the sampler's per-epoch streams, which use the keys 0, 1, 2, ...
-DATA_STREAM, TRUE_W_STREAM = -1, -2
+DATA_STREAM, TRUE_W_STREAM, OUTLIER_STREAM = -1, -2, -6
 
 
 def batch_length(batch: torch.Tensor | slice) -> int:
@@ -204,6 +204,8 @@ class SyntheticRegressionDataModule(InMemoryRegressionDataModule):
     size from `seed`. `eval_batch_size` is the chunk size for the in-order evaluation loaders.
     `shuffle=False` trains on the stored order every epoch; `sort_by_label=True` stores the training set
     sorted by y, an order built to hurt SGD without reshuffling (the book's exercise).
+    `outliers`: that fraction of the training labels, drawn with the seed, gets a gross error of
+    ± `outlier_scale` (the exercise on losses); the held-out set stays clean.
     `steps_per_execution` K: each training batch carries K consecutive minibatches (see `Blocks`).
     """
 
@@ -221,8 +223,12 @@ class SyntheticRegressionDataModule(InMemoryRegressionDataModule):
         shuffle: bool = True,
         sort_by_label: bool = False,
         steps_per_execution: int = 1,
+        outliers: float = 0.0,
+        outlier_scale: float = 100.0,
     ) -> None:
         super().__init__()
+        if not 0 <= outliers < 1:
+            raise ValueError(f"outliers is a fraction of the training labels in [0, 1), got {outliers}")
         if true_w is None:
             if num_features is None:
                 raise ValueError("give true_w or num_features")
@@ -242,6 +248,11 @@ class SyntheticRegressionDataModule(InMemoryRegressionDataModule):
         # Training set first, then the held-out set, from one stream: both depend on the seed alone.
         X, y = synthetic_data(self.true_w, self.true_b, hp.num_examples, hp.noise, generator, dtype)
         X_val, y_val = synthetic_data(self.true_w, self.true_b, hp.num_val, hp.noise, generator, dtype)
+        if hp.get("outliers", 0) > 0:  # gross errors on some training labels, from a stream of their own
+            generator = torch.Generator().manual_seed(derive_seed(hp.seed, OUTLIER_STREAM))
+            rows = torch.randperm(hp.num_examples, generator=generator)[: round(hp.outliers * hp.num_examples)]
+            signs = torch.randint(0, 2, (len(rows), 1), generator=generator) * 2 - 1  # ±1
+            y[rows] += hp.outlier_scale * signs.to(y.dtype)  # y: (num_examples, 1)
         if hp.sort_by_label:
             order = y.reshape(-1).argsort()  # (num_examples,): smallest label first
             X, y = X[order], y[order]

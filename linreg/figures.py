@@ -68,19 +68,29 @@ def trajectory_figure(
     return fig
 
 
-def loss_curves_figure(curves: dict[str, list[tuple[int, float]]], title: str) -> Figure:
-    """The whole-set loss after each epoch, one line per label, on a log scale; non-finite points
-    (a diverged run) are left out and the label says so."""
+def loss_curves_figure(curves: dict[str, list[tuple[int, float]]], title: str, tag: str = "train/epoch_loss") -> Figure:
+    """One line per label, on a log scale: the whole-set loss after each epoch, or another scalar `tag`
+    against SGD steps (params/w_error, ...); non-finite points (a diverged run) are left out and the label
+    says so."""
+    by_epoch = tag == "train/epoch_loss"
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
     for label, points in curves.items():
-        finite = [(epoch, v) for epoch, (_, v) in enumerate(points, start=1) if math.isfinite(v) and v > 0]
+        if by_epoch:
+            points = [(epoch, v) for epoch, (_, v) in enumerate(points, start=1)]
+        finite = [(x, v) for x, v in points if math.isfinite(v) and v > 0]
         diverged = len(finite) < len(points)
         if finite:
-            ax.plot(*zip(*finite, strict=True), marker="o", label=label + (" (diverged)" if diverged else ""))
+            ax.plot(
+                *zip(*finite, strict=True),
+                marker="o" if by_epoch else None,
+                label=label + (" (diverged)" if diverged else ""),
+            )
         else:
             ax.plot([], [], label=label + " (diverged)")
-    ax.set(xlabel="epoch", ylabel="loss on the whole training set", yscale="log", title=title)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ylabel = "loss on the whole training set" if by_epoch else tag
+    ax.set(xlabel="epoch" if by_epoch else "SGD step", ylabel=ylabel, yscale="log", title=title)
+    if by_epoch:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="best")
     return fig

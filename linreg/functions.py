@@ -4,6 +4,9 @@ Everything here is torch only: no Lightning, no state. The LightningModule in `l
 oracle test in `tests/` both call these, so there is one definition of the algorithm.
 
     >>> from linreg.functions import synthetic_data, linreg, squared_loss, sgd
+
+Beside the book's squared_loss, the losses its exercises ask about (§3.4 ex. 8, §3.5 ex. 2), written the
+same way: per example, not reduced. `linreg-train --loss absolute|huber` trains with them.
 """
 
 from collections.abc import Iterable, Sequence
@@ -45,6 +48,26 @@ def squared_loss(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     `y` is reshaped to `y_hat`'s shape as in the book, so a label vector of shape (batch_size,) works too.
     """
     return (y_hat - y.reshape(y_hat.shape)) ** 2 / 2
+
+
+def absolute_loss(y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Absolute loss per example, |y_hat - y|, not reduced: shape (batch_size, 1).
+
+    Its gradient is ±1 per example (times x for w) however large the error: a gross outlier pulls on the
+    parameters no harder than any other example, where squared_loss lets it pull in proportion to its error.
+    """
+    return (y_hat - y.reshape(y_hat.shape)).abs()
+
+
+def huber_loss(y_hat: torch.Tensor, y: torch.Tensor, delta: float = 1.0) -> torch.Tensor:
+    """Huber's loss per example, not reduced: shape (batch_size, 1).
+
+    (y_hat - y)² / 2 for errors up to `delta` (squared_loss, smooth near the optimum) and
+    delta · (|y_hat - y| - delta / 2) beyond (absolute_loss, scaled by delta: outliers pull with at most
+    delta); the two pieces meet with the same value and slope at |y_hat - y| = delta.
+    """
+    error = (y_hat - y.reshape(y_hat.shape)).abs()
+    return torch.where(error <= delta, error**2 / 2, delta * (error - delta / 2))
 
 
 def sgd(params: Iterable[torch.Tensor], lr: float, batch_size: int) -> None:

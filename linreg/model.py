@@ -15,6 +15,7 @@ optimizer steps, and `max_steps`, step-based checkpoints and resume all depend o
 
 import math
 from collections.abc import Callable
+from functools import partial
 
 import lightning as L
 import torch
@@ -22,9 +23,10 @@ from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import nn
 from torchmetrics import MeanMetric, MeanSquaredError, R2Score
 
-from linreg.functions import linreg, sgd, squared_loss
+from linreg.functions import absolute_loss, huber_loss, linreg, sgd, squared_loss
 
 TRAIN_SET, HELD_OUT = 0, 1  # the order of the DataModule's val_dataloader() list
+LOSSES = {"squared": squared_loss, "absolute": absolute_loss, "huber": huber_loss}  # --loss
 
 
 class BookSGD(torch.optim.Optimizer):
@@ -45,18 +47,30 @@ class BookSGD(torch.optim.Optimizer):
 
 
 class LinearRegressionScratch(L.LightningModule):
-    """y_hat = X w + b with w ~ N(0, init_std²) of shape (num_inputs, 1) and b = 0, trained by the book's SGD.
+    """y_hat = X w + b with w ~ N(0, init_std²) of shape (num_inputs, 1) and b = 0, trained by the book's SGD
+    on the per-example `loss`: the book's squared_loss, or absolute_loss, or huber_loss with `huber_delta`.
 
-    Logs `train/loss`, the mean minibatch loss over the last `log_every_n_steps` steps. After each epoch,
-    from the evaluation loaders: `train/epoch_loss` (the whole training set, as the book prints it) and on
-    the held-out set `val/loss`, `val/mse`, `val/r2`. `hp_metric` is the held-out loss (the training loss
-    when nothing is held out).
+    The losses logged are in that loss. Logs `train/loss`, the mean minibatch loss over the last
+    `log_every_n_steps` steps. After each epoch, from the evaluation loaders: `train/epoch_loss` (the whole
+    training set, as the book prints it) and on the held-out set `val/loss`, `val/mse`, `val/r2`.
+    `hp_metric` is the held-out loss (the training loss when nothing is held out).
     """
 
-    def __init__(self, num_inputs: int = 2, lr: float = 0.03, init_std: float = 0.01) -> None:
+    def __init__(
+        self,
+        num_inputs: int = 2,
+        lr: float = 0.03,
+        init_std: float = 0.01,
+        loss: str = "squared",
+        huber_delta: float = 1.0,
+    ) -> None:
         super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
         self.save_hyperparameters()
         self.automatic_optimization = False
+        # the book's `loss = squared_loss`, or another per-example loss (linreg/functions.py)
+        self.loss = partial(huber_loss, delta=huber_delta) if loss == "huber" else LOSSES[loss]
         self.w = nn.Parameter(torch.normal(0, init_std, (num_inputs, 1)))  # (num_inputs, 1)
         self.b = nn.Parameter(torch.zeros(1))  # (1,)
         # Epoch metrics accumulate over chunks; torchmetrics syncs them across processes under DDP.
@@ -91,7 +105,7 @@ class LinearRegressionScratch(L.LightningModule):
 
     def sgd_step(self, X: torch.Tensor, y: torch.Tensor, optimizer: LightningOptimizer) -> None:
         """The body of the book's loop on one minibatch: X (batch_size, num_inputs), y (batch_size, 1)."""
-        l = squared_loss(linreg(X, self.w, self.b), y)  # (batch_size, 1): the minibatch loss of X and y
+        l = self.loss(linreg(X, self.w, self.b), y)  # (batch_size, 1): the minibatch loss of X and y
         self.manual_backward(l.sum())  # l is not a scalar: sum it, as the book does, then backprop
         # sgd([w, b], lr, len(X)). The book passes the nominal batch_size; dividing by the actual length
         # keeps the short last batch a mean gradient too (see README, "batches that do not divide").
@@ -159,9 +173,9 @@ class LinearRegressionScratch(L.LightningModule):
         if not self.trainer.datamodule.evaluates_training_set:  # streaming: a held-out stream alone
             dataloader_idx = HELD_OUT
         if dataloader_idx == TRAIN_SET:
-            self.train_epoch_loss.update(squared_loss(y_hat, y))
+            self.train_epoch_loss.update(self.loss(y_hat, y))
         else:
-            self.val_loss.update(squared_loss(y_hat, y))
+            self.val_loss.update(self.loss(y_hat, y))
             self.val_mse.update(y_hat.reshape(-1), y.reshape(-1))
             self.val_r2.update(y_hat.reshape(-1), y.reshape(-1))
 

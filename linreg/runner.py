@@ -72,9 +72,19 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
             sort_by_label=args.sort_by_label,
             steps_per_execution=K,
         )
-        module = StreamingRegressionDataModule if args.streaming else SyntheticRegressionDataModule
-        datamodule = module(**synthetic)
-    model = LinearRegressionScratch(num_inputs=datamodule.num_inputs, lr=args.lr, init_std=args.init_std)
+        if args.streaming:
+            datamodule = StreamingRegressionDataModule(**synthetic)
+        else:
+            datamodule = SyntheticRegressionDataModule(
+                **synthetic, outliers=args.outliers, outlier_scale=args.outlier_scale
+            )
+    model = LinearRegressionScratch(
+        num_inputs=datamodule.num_inputs,
+        lr=args.lr,
+        init_std=args.init_std,
+        loss=args.loss,
+        huber_delta=args.huber_delta,
+    )
     run_dir = handed_down()  # a DDP rank: the folder its launching process claimed
     if run_dir is None and launching_process():
         run_dir = claim(args.logdir)
@@ -183,11 +193,15 @@ def fit_and_report(args: argparse.Namespace, checkpoint: dict | None) -> Path:
     names = f" ({', '.join(datamodule.feature_names)})" if datamodule.feature_names else ""
     if solution is not None:  # none for streamed data (no training set in memory), or skipped by --closed-form
         closed = summary["closed_form"]
-        print(f"sgd:         w{names} {rounded(summary['w'])}, b {summary['b']:.6f}, loss {summary['train_loss']:.6g}")
-        print(
-            f"closed form: w{names} {rounded(closed['w'])}, b {closed['b']:.6f}, loss {closed['train_loss']:.6g} "
-            f"(sgd is {summary['excess_loss']:.3g} above it)"
-        )
+        kind = "" if args.loss == "squared" else f" ({args.loss})"
+        sgd_w, sgd_b, excess = rounded(summary["w"]), summary["b"], summary["excess_loss"]
+        print(f"sgd:         w{names} {sgd_w}, b {sgd_b:.6f}, loss{kind} {summary['train_loss']:.6g}")
+        if args.loss == "squared":
+            gap = f"(sgd is {excess:.3g} above it)"
+        else:  # the closed form minimizes the squared loss: still the reference, but not of this loss
+            gap = f"(least squares, whatever --loss; in squared loss sgd is {excess:.3g} above it)"
+        closed_w, closed_b = rounded(closed["w"]), closed["b"]
+        print(f"closed form: w{names} {closed_w}, b {closed_b:.6f}, loss {closed['train_loss']:.6g} {gap}")
     print(f"run folder: {run_dir}")
     return run_dir
 

@@ -66,3 +66,17 @@ def test_num_features_draws_a_true_w_from_the_seed():
     assert not torch.equal(a.true_w, SyntheticRegressionDataModule(true_w=None, num_features=5, seed=2).true_w)
     with pytest.raises(ValueError, match="disagrees"):
         SyntheticRegressionDataModule(true_w=(1.0, 2.0), num_features=3)
+
+
+def test_outliers_are_gross_errors_on_a_seeded_fraction_of_the_training_labels_only():
+    clean = SyntheticRegressionDataModule(num_examples=1000, num_val=200, seed=3)
+    dirty = SyntheticRegressionDataModule(num_examples=1000, num_val=200, seed=3, outliers=0.05, outlier_scale=100)
+    (X, y, X_val, y_val), (X2, y2, X2_val, y2_val) = clean.make_data(torch.float64), dirty.make_data(torch.float64)
+    assert torch.equal(X, X2) and torch.equal(X_val, X2_val) and torch.equal(y_val, y2_val)  # the rest is clean
+    shift = (y2 - y).reshape(-1)
+    moved = shift.nonzero().reshape(-1)
+    assert len(moved) == 50  # 5 % of 1000
+    assert torch.allclose(shift[moved].abs(), torch.full((50,), 100.0, dtype=torch.float64))
+    assert 0 < (shift[moved] > 0).sum() < 50  # both signs
+    again = SyntheticRegressionDataModule(num_examples=1000, num_val=200, seed=3, outliers=0.05)
+    assert torch.equal(again.make_data(torch.float64)[1], y2)  # the same rows and signs from the same seed

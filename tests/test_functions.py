@@ -1,5 +1,6 @@
 """The book's functions: shapes and values checked against hand arithmetic."""
 
+import pytest
 import torch
 
 from linreg.functions import linreg, sgd, squared_loss, synthetic_data
@@ -60,3 +61,18 @@ def test_one_book_step_matches_the_analytic_gradient():
     sgd([w, b], 0.03, 10)
     torch.testing.assert_close(w.detach(), expected_w)
     torch.testing.assert_close(b.detach(), expected_b)
+
+
+def test_absolute_and_huber_losses_per_example_by_hand():
+    from linreg.functions import absolute_loss, huber_loss
+
+    y_hat = torch.tensor([[-3.0], [-0.5], [0.0], [0.5], [2.0]])
+    y = torch.zeros(5)  # a label vector of shape (n,) is reshaped, as for squared_loss
+    assert absolute_loss(y_hat, y).tolist() == [[3.0], [0.5], [0.0], [0.5], [2.0]]
+    # squared within delta = 1, then delta·(|r| - delta/2): 3 -> 2.5, 2 -> 1.5
+    assert huber_loss(y_hat, y).tolist() == [[2.5], [0.125], [0.0], [0.125], [1.5]]
+    assert huber_loss(y_hat, y, delta=0.5).tolist() == [[1.375], [0.125], [0.0], [0.125], [0.875]]
+    # the pieces meet at |r| = delta with the same value and slope
+    r = torch.tensor([[1.0 - 1e-6], [1.0 + 1e-6]], dtype=torch.float64, requires_grad=True)
+    huber_loss(r, torch.zeros(2, dtype=torch.float64)).sum().backward()
+    assert r.grad.reshape(-1).tolist() == pytest.approx([1.0, 1.0], abs=1e-5)

@@ -64,6 +64,10 @@ def assert_one_line_error(out: subprocess.CompletedProcess, *words: str) -> None
         (["--checkpoint-every-n-steps", "-1"], ["--checkpoint-every-n-steps", "negative"]),
         (["--init-std", "-0.01"], ["--init-std", "negative"]),
         (["--num-features", "0"], ["--num-features", "positive"]),
+        (["--loss", "cubic"], ["--loss", "'cubic'", "squared"]),
+        (["--loss", "huber", "--huber-delta", "0"], ["--huber-delta", "positive"]),
+        (["--outliers", "1"], ["--outliers", "[0, 1)"]),
+        (["--outliers", "0.1", "--streaming"], ["--outliers", "not with --data or --streaming"]),
     ],
 )
 def test_bad_flags(tmp_path, capsys, args, words):

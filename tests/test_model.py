@@ -114,3 +114,29 @@ def test_train_loss_is_the_mean_minibatch_loss_since_the_last_write(make_trainer
     assert [step for step, _ in written] == [3, 7, 11]  # Lightning's x-axis: updates before the last minibatch
     for (_, value), window in zip(written, (losses[0:4], losses[4:8], losses[8:12]), strict=True):
         assert value == pytest.approx(sum(window) / 4, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("loss", "derivative"),
+    [
+        # d loss / d y_hat per example, by hand: the residual's sign for |r|, r clipped to ±delta for Huber
+        ("absolute", lambda residual: residual.sign()),
+        ("huber", lambda residual: residual.clamp(-0.5, 0.5)),
+    ],
+)
+def test_one_step_on_another_loss_is_minus_lr_times_its_gradient(make_trainer, loss, derivative):
+    torch.manual_seed(0)
+    model = LinearRegressionScratch(num_inputs=2, lr=0.03, init_std=1.0, loss=loss, huber_delta=0.5)
+    recorder = StepRecorder()
+    trainer = make_trainer(max_steps=1, callbacks=[recorder], limit_val_batches=0)
+    trainer.fit(model, datamodule=SyntheticRegressionDataModule(batch_size=10, num_val=0))
+    (step,) = recorder.steps
+    X, y, w, b = step["X"], step["y"], step["w"], step["b"]
+    g = derivative(X @ w + b - y)  # (10, 1)
+    if loss == "huber":
+        assert 0 < (g.abs() < 0.5).sum() < len(g)  # both pieces of the loss are exercised in this batch
+    w_expected, b_expected = w - 0.03 * X.T @ g / len(X), b - 0.03 * g.sum(0) / len(X)
+    torch.testing.assert_close(step["w_after"], w_expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(step["b_after"], b_expected, atol=1e-6, rtol=0)
+    # a squared-loss step from the same point goes elsewhere: the test tells the losses apart
+    assert not torch.allclose(step["w_after"], hand_step(step, lr=0.03)[0], atol=1e-4)

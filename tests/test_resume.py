@@ -151,3 +151,17 @@ def test_a_csv_whose_columns_changed_since_the_checkpoint_is_refused_in_one_line
     assert exit_info.value.code == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "to predict 'price' from area, age; this run asks for 'price' from area, rooms" in line
+
+
+def test_a_run_on_another_loss_and_outliers_resumes_with_them(tmp_path):
+    settings = ["--loss", "huber", "--huber-delta", "0.5", "--outliers", "0.05", "--max-epochs", "2"]
+    straight, _ = run(tmp_path, *settings)
+    _, first = run(tmp_path, *settings, "--max-steps", "130", "--checkpoint-every-n-steps", "130")
+    # --resume alone: the loss, its delta and the outliers come from the checkpoint's run
+    resumed, _ = run(tmp_path, "--max-steps", "-1", "--resume", str(first / "checkpoints" / "last-step.ckpt"))
+    assert_same_run(resumed, straight, tol=0.0)
+    assert {k: resumed["hparams"][k] for k in ("loss", "huber_delta", "outliers")} == {
+        "loss": "huber",
+        "huber_delta": 0.5,
+        "outliers": 0.05,
+    }

@@ -60,3 +60,23 @@ def test_sort_by_label_and_no_shuffle():
     assert residual.abs().max().item() < 5 * 0.01
     batches = list(dm.train_dataloader())
     assert torch.equal(torch.cat([b[1] for b in batches]), y)  # and read in that order, every epoch
+
+
+def test_a_loss_sweep_on_outliers_draws_the_error_in_w_against_steps(tmp_path, monkeypatch):
+    import linreg.figures
+
+    drawn = {}
+
+    def spy(curves, title, tag="train/epoch_loss"):
+        drawn.update(curves=curves, tag=tag)
+        return figure(curves, title, tag)
+
+    figure = linreg.figures.loss_curves_figure
+    monkeypatch.setattr(linreg.figures, "loss_curves_figure", spy)
+    sweep_args = ["--param", "loss", "--values", "squared", "huber", "--curve", "params/w_error"]
+    folder = sweep.run([*sweep_args, "--outliers", "0.1", "--lr", "0.3", "--logdir", str(tmp_path), *TINY])
+    rows = {r["value"]: r for r in csv.DictReader((folder / "results.csv").open())}
+    assert float(rows["huber"]["w_error"]) < float(rows["squared"]["w_error"])  # outliers pull squared loss off
+    assert drawn["tag"] == "params/w_error"
+    steps = [step for step, _ in drawn["curves"]["loss=huber"]]
+    assert steps[0] == 0 and steps[-1] == 20 and len(steps) > 2  # every log step of 2 epochs × 10, not per epoch

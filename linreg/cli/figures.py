@@ -23,7 +23,9 @@ EXERCISES = {
     "batch_size": ["--param", "batch-size", "--values", "1", "10", "100", "1000"],
     "num_examples": ["--param", "num-examples", "--values", "1000", "1005", "1009"],
     "shuffle": ["--param", "no-shuffle", "--values", "no", "yes", "--sort-by-label", "--noise", "1", "--lr", "0.1"],
-}
+    "loss": ["--param", "loss", "--values", "squared", "absolute", "huber", "--outliers", "0.05", "--max-epochs", "10",
+             "--curve", "params/w_error"],
+}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

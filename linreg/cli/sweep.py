@@ -3,12 +3,14 @@
     linreg-sweep --param lr --values 0.003 0.03 0.3 3
     linreg-sweep --param batch-size --values 1 10 100 --max-epochs 5     # any linreg-train flag
     linreg-sweep --param no-shuffle --values no yes --sort-by-label       # an on/off flag
+    linreg-sweep --param loss --values squared absolute huber --outliers 0.05 --curve params/w_error
     tensorboard --logdir lightning_logs                                   # the runs side by side
 
 Each run is `linreg-train` itself (linreg.cli.train's `main`), logged under one sweep folder
 `<logdir>/sweep_<param>_<N>/<param>=<value>/version_0/`. Prints a table, writes `results.csv` (value,
 final train loss, val loss, w error, b error, excess loss over the closed form, fit seconds) and `loss_curves.png`
-(the loss after each epoch, one line per value, log scale) into the sweep folder, and its path last.
+(the loss after each epoch, or the scalar `--curve` against SGD steps, one line per value, log scale) into
+the sweep folder, and its path last.
 A run that diverges stays in the table as "diverged"; bad flags end the sweep with train.py's one line.
 """
 
@@ -45,6 +47,7 @@ def run(argv: list[str] | None = None) -> Path:
     p.add_argument("--param", required=True, help="a train.py flag without its dashes: lr, batch-size, ...")
     p.add_argument("--values", required=True, nargs="+", help="its values; yes/no for an on/off flag")
     p.add_argument("--logdir", default="lightning_logs", help="the sweep folder goes under it")
+    p.add_argument("--curve", default="train/epoch_loss", help="the scalar drawn per value (default: %(default)s)")
     args, train_args = p.parse_known_args(argv)
     flag = f"--{args.param}"
     actions = {option: action for action in train_cli.build_parser()._actions for option in action.option_strings}
@@ -71,13 +74,14 @@ def run(argv: list[str] | None = None) -> Path:
                 raise
             run_dir = run_logdir / "version_0"
         rows.append(result_row(value, json.loads((run_dir / "summary.json").read_text())))
-        curves[f"{args.param}={value}"] = read_scalars(run_dir).get("train/epoch_loss", [])
+        curves[f"{args.param}={value}"] = read_scalars(run_dir).get(args.curve, [])
 
     with (folder / "results.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    loss_curves_figure(curves, title=f"sweep over --{args.param}").savefig(folder / "loss_curves.png", dpi=80)
+    figure = loss_curves_figure(curves, title=f"sweep over --{args.param}", tag=args.curve)
+    figure.savefig(folder / "loss_curves.png", dpi=80)
 
     print(f"\n{args.param:>14} " + " ".join(f"{c:>15}" for c in COLUMNS[1:]))
     for row in rows:

@@ -45,6 +45,8 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--lr", type=finite, default=0.03, help="learning rate (default: %(default)s)")
     g.add_argument("--init-std", type=finite, default=0.01, help="w ~ N(0, init_std²) at the start, b = 0 (0.01)")
     g.add_argument("--no-shuffle", action="store_true", help="train on the stored order every epoch")
+    g.add_argument("--loss", default="squared", choices=["squared", "absolute", "huber"], help="(default: squared)")
+    g.add_argument("--huber-delta", type=finite, default=1.0, help="where huber turns from squared to absolute (1.0)")
     g.add_argument(
         "--steps-per-execution",
         type=steps_per_execution,
@@ -61,6 +63,8 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--num-features", type=int, help="without --true-w: draw a true w ~ N(0, 1) of this size")
     g.add_argument("--noise", type=finite, default=0.01, help="standard deviation of the label noise (0.01)")
     g.add_argument("--sort-by-label", action="store_true", help="store the training set sorted by y")
+    g.add_argument("--outliers", type=finite, default=0.0, metavar="FRACTION", help="of training labels made gross (0)")
+    g.add_argument("--outlier-scale", type=finite, default=100.0, help="an outlier's error, ± this (default: 100)")
     g.add_argument("--streaming", action="store_true", help="never store the data: made per batch, any size")
     g = p.add_argument_group("your own data: a CSV file with a header row, or a Parquet file")
     g.add_argument("--data", metavar="FILE", help="train on this CSV or Parquet file instead of synthetic data")
@@ -120,6 +124,12 @@ def check(args: argparse.Namespace) -> None:
         raise UsageError(f"--num-features {args.num_features} disagrees with the {len(args.true_w)} values of --true-w")
     if args.data is not None and args.target is None:
         raise UsageError("--data needs --target, the column to predict")
+    if not args.huber_delta > 0:
+        raise UsageError(f"--huber-delta must be positive, got {args.huber_delta}")
+    if not 0 <= args.outliers < 1:
+        raise UsageError(f"--outliers is a fraction of the training labels, in [0, 1): got {args.outliers}")
+    if args.outliers > 0 and (args.data is not None or args.streaming):
+        raise UsageError("--outliers corrupts synthetic labels held in memory: not with --data or --streaming")
     if args.streaming and (args.data is not None or args.sort_by_label):
         raise UsageError("--streaming makes synthetic data batch by batch: not with --data or --sort-by-label")
     if args.data is not None:
