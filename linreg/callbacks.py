@@ -41,13 +41,14 @@ def losses_line(metrics: dict) -> str:
     return ", ".join(f"{label} {float(metrics[tag]):f}" for tag, label in labels.items() if tag in metrics)
 
 
-def conditioning_line(solution: ClosedForm, lr: float) -> str:
+def conditioning_line(solution: ClosedForm, lr: float, scale: float = 1.0) -> str:
     """Why SGD is fast or slow on this data, before it runs: the curvature's condition number and the
-    largest learning rate that does not diverge."""
-    kappa = solution.condition_number
-    line = f"conditioning: XᵀX/n has condition number {kappa:.3g}, so lr above {solution.max_stable_lr:.3g} diverges"
+    largest learning rate that does not diverge. `scale`: the training loss's gradient over squared_loss's
+    (2 for the concise model's MSELoss, which halves that learning rate)."""
+    kappa, max_lr = solution.condition_number, solution.max_stable_lr / scale
+    line = f"conditioning: XᵀX/n has condition number {kappa:.3g}, so lr above {max_lr:.3g} diverges"
     if kappa > 100:  # the flattest direction shrinks by a factor (1 - lr·λ_min) per step: name the cost
-        steps = math.inf if kappa == math.inf else 1 / (lr * float(solution.eigenvalues[0]))
+        steps = math.inf if kappa == math.inf else 1 / (scale * lr * float(solution.eigenvalues[0]))
         line += f"; at lr {lr:g} the flattest direction needs ~{steps:.3g} steps per e-fold"
     return line
 
@@ -97,7 +98,7 @@ class BookReport(L.Callback):
             return
         self.solution = closed_form(X, y)  # the same on every rank: each holds the whole training set
         if trainer.is_global_zero:
-            print(conditioning_line(self.solution, pl_module.hparams.lr))
+            print(conditioning_line(self.solution, pl_module.hparams.lr, pl_module.GRADIENT_SCALE))
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.solution is None or trainer.sanity_checking:

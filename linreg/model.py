@@ -56,6 +56,8 @@ class LinearRegressionScratch(L.LightningModule):
     `hp_metric` is the held-out loss (the training loss when nothing is held out).
     """
 
+    GRADIENT_SCALE = 1  # the training loss's gradient over squared_loss's, at the same point (concise: 2)
+
     def __init__(
         self,
         num_inputs: int = 2,
@@ -71,8 +73,7 @@ class LinearRegressionScratch(L.LightningModule):
         self.automatic_optimization = False
         # the book's `loss = squared_loss`, or another per-example loss (linreg/functions.py)
         self.loss = partial(huber_loss, delta=huber_delta) if loss == "huber" else LOSSES[loss]
-        self.w = nn.Parameter(torch.normal(0, init_std, (num_inputs, 1)))  # (num_inputs, 1)
-        self.b = nn.Parameter(torch.zeros(1))  # (1,)
+        self.init_parameters(num_inputs, init_std)
         # Epoch metrics accumulate over chunks; torchmetrics syncs them across processes under DDP.
         self.train_epoch_loss = MeanMetric()
         self.val_loss = MeanMetric()
@@ -86,8 +87,17 @@ class LinearRegressionScratch(L.LightningModule):
         self.update_callbacks: list[L.Callback] = []  # those with on_train_update_end, set when training starts
         self.diverged_at_step: int | None = None  # set when the loss turns inf or nan: training stops
 
+    def init_parameters(self, num_inputs: int, init_std: float) -> None:
+        """The book's initialization: w ~ N(0, init_std²), b = 0 (the concise model overrides this)."""
+        self.w = nn.Parameter(torch.normal(0, init_std, (num_inputs, 1)))  # (num_inputs, 1)
+        self.b = nn.Parameter(torch.zeros(1))  # (1,)
+
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         return linreg(X, self.w, self.b)
+
+    def example_losses(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Each example's loss, (n, 1), for the epoch metrics: the training loss itself, per example."""
+        return self.loss(y_hat, y)
 
     def configure_optimizers(self) -> BookSGD:
         return BookSGD([self.w, self.b], lr=self.hparams.lr)
@@ -169,13 +179,13 @@ class LinearRegressionScratch(L.LightningModule):
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0):
         X, y = batch  # an in-order chunk: (chunk, num_inputs), (chunk, 1)
-        y_hat = linreg(X, self.w, self.b)  # (chunk, 1)
+        y_hat = self(X)  # (chunk, 1)
         if not self.trainer.datamodule.evaluates_training_set:  # streaming: a held-out stream alone
             dataloader_idx = HELD_OUT
         if dataloader_idx == TRAIN_SET:
-            self.train_epoch_loss.update(self.loss(y_hat, y))
+            self.train_epoch_loss.update(self.example_losses(y_hat, y))
         else:
-            self.val_loss.update(self.loss(y_hat, y))
+            self.val_loss.update(self.example_losses(y_hat, y))
             self.val_mse.update(y_hat.reshape(-1), y.reshape(-1))
             self.val_r2.update(y_hat.reshape(-1), y.reshape(-1))
 
@@ -203,4 +213,4 @@ class LinearRegressionScratch(L.LightningModule):
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         X = batch[0] if isinstance(batch, list | tuple) else batch
-        return linreg(X, self.w, self.b)
+        return self(X)

@@ -10,9 +10,9 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from linreg.checkpoint import read_checkpoint
+from linreg.concise import make_model
 from linreg.csv_data import standardize
 from linreg.errors import CheckpointError, DataError
-from linreg.model import LinearRegressionScratch
 from linreg.sampler import MinibatchSampler
 from linreg.tables import read_columns, read_header
 
@@ -24,8 +24,10 @@ def predict(
     the file at `checkpoint_path`, if the caller has read it already."""
     if checkpoint is None:
         checkpoint = read_checkpoint(checkpoint_path)
-    dtype = checkpoint["state_dict"]["w"].dtype  # a float64 model (--precision 64-true) predicts in float64
-    model = LinearRegressionScratch(**checkpoint["hyper_parameters"]).to(dtype)
+    state = checkpoint["state_dict"]
+    dtype = next(iter(state.values())).dtype  # a float64 model (--precision 64-true) predicts in float64
+    hparams = dict(checkpoint["hyper_parameters"])
+    model = make_model(hparams.pop("implementation", "scratch"), **hparams).to(dtype)  # scratch or concise
     model.load_state_dict(checkpoint["state_dict"])
     scaling = checkpoint.get("CSVRegressionDataModule")  # saved by the DataModule's state_dict
     synthetic = "true_w" in checkpoint.get("datamodule_hyper_parameters", {})  # trained on N(0, 1) features

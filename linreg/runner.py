@@ -24,6 +24,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from linreg.callbacks import BookReport, losses_line, parameter_errors
 from linreg.cli import program, quiet
+from linreg.concise import make_model
 from linreg.csv_data import CSVRegressionDataModule
 from linreg.data import InMemoryRegressionDataModule, SyntheticRegressionDataModule
 from linreg.errors import UsageError
@@ -78,7 +79,8 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
             datamodule = SyntheticRegressionDataModule(
                 **synthetic, outliers=args.outliers, outlier_scale=args.outlier_scale
             )
-    model = LinearRegressionScratch(
+    model = make_model(  # the book's from-scratch module, or its concise one (linreg/concise.py)
+        args.implementation,
         num_inputs=datamodule.num_inputs,
         lr=args.lr,
         init_std=args.init_std,
@@ -193,7 +195,7 @@ def fit_and_report(args: argparse.Namespace, checkpoint: dict | None) -> Path:
     names = f" ({', '.join(datamodule.feature_names)})" if datamodule.feature_names else ""
     if solution is not None:  # none for streamed data (no training set in memory), or skipped by --closed-form
         closed = summary["closed_form"]
-        kind = "" if args.loss == "squared" else f" ({args.loss})"
+        kind = " (MSE)" if args.implementation == "concise" else "" if args.loss == "squared" else f" ({args.loss})"
         sgd_w, sgd_b, excess = rounded(summary["w"]), summary["b"], summary["excess_loss"]
         print(f"sgd:         w{names} {sgd_w}, b {sgd_b:.6f}, loss{kind} {summary['train_loss']:.6g}")
         if args.loss == "squared":

@@ -68,6 +68,7 @@ def assert_one_line_error(out: subprocess.CompletedProcess, *words: str) -> None
         (["--loss", "huber", "--huber-delta", "0"], ["--huber-delta", "positive"]),
         (["--outliers", "1"], ["--outliers", "[0, 1)"]),
         (["--outliers", "0.1", "--streaming"], ["--outliers", "not with --data or --streaming"]),
+        (["--implementation", "concise", "--loss", "huber"], ["--implementation concise", "not with --loss huber"]),
     ],
 )
 def test_bad_flags(tmp_path, capsys, args, words):

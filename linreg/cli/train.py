@@ -46,6 +46,12 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--init-std", type=finite, default=0.01, help="w ~ N(0, init_std²) at the start, b = 0 (0.01)")
     g.add_argument("--no-shuffle", action="store_true", help="train on the stored order every epoch")
     g.add_argument("--loss", default="squared", choices=["squared", "absolute", "huber"], help="(default: squared)")
+    g.add_argument(
+        "--implementation",
+        default="scratch",
+        choices=["scratch", "concise"],
+        help="the book's from-scratch code (§3.2), or nn.Linear, nn.MSELoss and torch.optim.SGD (§3.5) (scratch)",
+    )
     g.add_argument("--huber-delta", type=finite, default=1.0, help="where huber turns from squared to absolute (1.0)")
     g.add_argument(
         "--steps-per-execution",
@@ -124,6 +130,8 @@ def check(args: argparse.Namespace) -> None:
         raise UsageError(f"--num-features {args.num_features} disagrees with the {len(args.true_w)} values of --true-w")
     if args.data is not None and args.target is None:
         raise UsageError("--data needs --target, the column to predict")
+    if args.implementation == "concise" and args.loss != "squared":
+        raise UsageError(f"--implementation concise is the book's nn.MSELoss: not with --loss {args.loss}")
     if not args.huber_delta > 0:
         raise UsageError(f"--huber-delta must be positive, got {args.huber_delta}")
     if not 0 <= args.outliers < 1:
