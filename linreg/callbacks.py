@@ -96,7 +96,8 @@ class BookReport(L.Callback):
                     "of training (--closed-form always solves it anyway)"
                 )
             return
-        self.solution = closed_form(X, y)  # the same on every rank: each holds the whole training set
+        # the same on every rank (each holds the whole training set); ridge regression under weight decay
+        self.solution = closed_form(X, y, weight_decay=pl_module.hparams.get("weight_decay", 0.0))
         if trainer.is_global_zero:
             print(conditioning_line(self.solution, pl_module.hparams.lr, pl_module.GRADIENT_SCALE))
 

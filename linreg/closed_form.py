@@ -43,8 +43,8 @@ CHUNK_SIZE = 65536
 class ClosedForm:
     w: torch.Tensor  # (num_inputs, 1), float64
     b: torch.Tensor  # (1,), float64
-    root: torch.Tensor  # (d+1, d+1) R with RᵀR = X̃ᵀX̃ / n: the loss's curvature, for excess_loss
-    loss: float  # mean squared_loss of (w, b) on the rows it was solved on
+    root: torch.Tensor  # (d+1, d+1) R with RᵀR = X̃ᵀX̃ / n (+ λ on the weights' diagonal): the curvature
+    loss: float  # mean squared_loss of (w, b) on the rows it was solved on (the data's, without any penalty)
     eigenvalues: torch.Tensor  # (d+1,) of X̃ᵀX̃ / n, ascending: the curvature along its principal axes
 
     @property
@@ -70,7 +70,11 @@ def first_estimate(X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.linalg.lstsq(X0, y[:rows].double().cpu().reshape(-1, 1), driver="gelsd").solution
 
 
-def closed_form(X: torch.Tensor, y: torch.Tensor, chunk_size: int = CHUNK_SIZE) -> ClosedForm:
+def closed_form(
+    X: torch.Tensor, y: torch.Tensor, chunk_size: int = CHUNK_SIZE, weight_decay: float = 0.0
+) -> ClosedForm:
+    """β minimizing the mean squared_loss, plus weight_decay · ‖w‖²/2 when it is not 0: ridge regression,
+    (X̃ᵀX̃ + nλ·I_w) β = X̃ᵀy with I_w the identity on the weights' block (b is not penalized)."""
     n, d = X.shape
     beta0 = first_estimate(X, y).to(X.device)  # (d+1, 1)
     G = torch.zeros(d + 2, d + 2, dtype=torch.float64, device=X.device)  # [X̃, r]ᵀ[X̃, r]
@@ -83,15 +87,19 @@ def closed_form(X: torch.Tensor, y: torch.Tensor, chunk_size: int = CHUNK_SIZE) 
         Bc[:, d + 1 :] -= Bc[:, : d + 1] @ beta0  # r = y − X̃β₀: (chunk, 1)
         G.addmm_(Bc.T, Bc)  # one product gives X̃ᵀX̃, X̃ᵀr and rᵀr
     A, c, rr = G[: d + 1, : d + 1], G[: d + 1, d + 1 :], G[d + 1, d + 1]  # (d+1, d+1), (d+1, 1), ()
-    L, info = torch.linalg.cholesky_ex(A)
+    penalty = torch.zeros_like(A)  # nλ on the weights' diagonal: the penalty's curvature, summed over rows
+    penalty.diagonal()[:d] = n * weight_decay
+    # the gradient at β₀ + δ vanishes: (A + P)δ = c − Pβ₀ (c = X̃ᵀr is the data's part at β₀)
+    L, info = torch.linalg.cholesky_ex(A + penalty)
+    rhs = c - penalty @ beta0
     if info == 0:
-        delta = torch.cholesky_solve(c, L)  # (d+1, 1)
+        delta = torch.cholesky_solve(rhs, L)  # (d+1, 1)
     else:  # singular: minimum-norm solution (gelsd handles rank deficiency; it runs on the CPU)
-        delta = torch.linalg.lstsq(A.cpu(), c.cpu(), driver="gelsd").solution.to(X.device)
+        delta = torch.linalg.lstsq((A + penalty).cpu(), rhs.cpu(), driver="gelsd").solution.to(X.device)
     beta = beta0 + delta
-    residual_sum = rr - 2 * (delta.T @ c).squeeze() + (delta.T @ A @ delta).squeeze()  # Σ(y − X̃β)²
-    # A square root of the curvature from its eigendecomposition: exists for singular A too.
-    eigenvalues, Q = torch.linalg.eigh(A / n)
+    residual_sum = rr - 2 * (delta.T @ c).squeeze() + (delta.T @ A @ delta).squeeze()  # Σ(y − X̃β)²: the data's
+    # A square root of the curvature (of the penalized loss) from its eigendecomposition: exists for singular A too.
+    eigenvalues, Q = torch.linalg.eigh((A + penalty) / n)
     root = eigenvalues.clamp(min=0).sqrt()[:, None] * Q.T
     loss = max(float(residual_sum), 0.0) / (2 * n)
     return ClosedForm(w=beta[:d], b=beta[d], root=root, loss=loss, eigenvalues=eigenvalues.clamp(min=0))

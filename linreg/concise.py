@@ -15,6 +15,8 @@ printed, are MSEs: twice the scratch model's.
 The same seed gives the same initial w and b: nn.Linear is made with `skip_init`, because its own
 initialization would draw from the RNG first, and w is then drawn exactly as the scratch model draws it.
 Steps per execution apply as on the scratch path: `training_step` is shared, only the loop body differs.
+`weight_decay` λ is torch.optim.SGD's, on the weight only, as §3.7's concise code puts it, at 2λ: the
+scratch model's penalty λ/2·‖w‖² with the same factor 2 as the rest of the loss.
 """
 
 import torch
@@ -54,7 +56,12 @@ class LinearRegressionConcise(LinearRegressionScratch):
         return self.net(X)
 
     def configure_optimizers(self) -> torch.optim.SGD:
-        return torch.optim.SGD(self.net.parameters(), lr=self.hparams.lr)
+        # weight decay on the weight only, as §3.7's concise code does. torch's weight_decay adds wd·w to the
+        # gradient of the MSE, twice the scratch loss: 2λ here is the scratch model's penalty λ/2·‖w‖², doubled
+        # with the rest of the loss, so that concise at lr η still takes the steps of scratch at 2η.
+        decay = 2 * self.hparams.get("weight_decay", 0.0)
+        groups = [{"params": [self.net[0].weight], "weight_decay": decay}, {"params": [self.net[0].bias]}]
+        return torch.optim.SGD(groups, lr=self.hparams.lr)
 
     def sgd_step(self, X: torch.Tensor, y: torch.Tensor, optimizer) -> None:
         """The body of the book's concise loop on one minibatch: X (batch_size, num_inputs), y (batch_size, 1)."""

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+EPOCH_TAGS = {"train/epoch_loss", "val/loss", "val/mse", "val/r2"}  # written after each epoch's evaluation
 MAX_COORDINATES = 6  # trajectories drawn for at most this many weights; the errors panel covers all
 
 
@@ -72,7 +73,7 @@ def loss_curves_figure(curves: dict[str, list[tuple[int, float]]], title: str, t
     """One line per label, on a log scale: the whole-set loss after each epoch, or another scalar `tag`
     against SGD steps (params/w_error, ...); non-finite points (a diverged run) are left out and the label
     says so."""
-    by_epoch = tag == "train/epoch_loss"
+    by_epoch = set(tag.split(" and ")) <= EPOCH_TAGS  # logged once an epoch: drawn against epochs
     fig = Figure(figsize=(6, 4), layout="constrained")
     ax = fig.subplots()
     for label, points in curves.items():
@@ -88,7 +89,7 @@ def loss_curves_figure(curves: dict[str, list[tuple[int, float]]], title: str, t
             )
         else:
             ax.plot([], [], label=label + " (diverged)")
-    ylabel = "loss on the whole training set" if by_epoch else tag
+    ylabel = "loss on the whole training set" if tag == "train/epoch_loss" else tag
     ax.set(xlabel="epoch" if by_epoch else "SGD step", ylabel=ylabel, yscale="log", title=title)
     if by_epoch:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

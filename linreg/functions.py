@@ -70,6 +70,11 @@ def huber_loss(y_hat: torch.Tensor, y: torch.Tensor, delta: float = 1.0) -> torc
     return torch.where(error <= delta, error**2 / 2, delta * (error - delta / 2))
 
 
+def l2_penalty(w: torch.Tensor) -> torch.Tensor:
+    """D2L §3.7's weight decay penalty, ‖w‖² / 2: added, times lambd, to each example's loss."""
+    return torch.sum(w.pow(2)) / 2
+
+
 def sgd(params: Iterable[torch.Tensor], lr: float, batch_size: int) -> None:
     """Minibatch stochastic gradient descent, in place: param -= lr * param.grad / batch_size.
 

@@ -23,7 +23,7 @@ from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import nn
 from torchmetrics import MeanMetric, MeanSquaredError, R2Score
 
-from linreg.functions import absolute_loss, huber_loss, linreg, sgd, squared_loss
+from linreg.functions import absolute_loss, huber_loss, l2_penalty, linreg, sgd, squared_loss
 
 TRAIN_SET, HELD_OUT = 0, 1  # the order of the DataModule's val_dataloader() list
 LOSSES = {"squared": squared_loss, "absolute": absolute_loss, "huber": huber_loss}  # --loss
@@ -48,7 +48,8 @@ class BookSGD(torch.optim.Optimizer):
 
 class LinearRegressionScratch(L.LightningModule):
     """y_hat = X w + b with w ~ N(0, init_std²) of shape (num_inputs, 1) and b = 0, trained by the book's SGD
-    on the per-example `loss`: the book's squared_loss, or absolute_loss, or huber_loss with `huber_delta`.
+    on the per-example `loss`: the book's squared_loss, or absolute_loss, or huber_loss with `huber_delta`,
+    plus `weight_decay` · l2_penalty(w) (D2L §3.7; the epoch losses are the data's alone, as the book's).
 
     The losses logged are in that loss. Logs `train/loss`, the mean minibatch loss over the last
     `log_every_n_steps` steps. After each epoch, from the evaluation loaders: `train/epoch_loss` (the whole
@@ -65,6 +66,7 @@ class LinearRegressionScratch(L.LightningModule):
         init_std: float = 0.01,
         loss: str = "squared",
         huber_delta: float = 1.0,
+        weight_decay: float = 0.0,
     ) -> None:
         super().__init__()
         if loss not in LOSSES:
@@ -116,6 +118,8 @@ class LinearRegressionScratch(L.LightningModule):
     def sgd_step(self, X: torch.Tensor, y: torch.Tensor, optimizer: LightningOptimizer) -> None:
         """The body of the book's loop on one minibatch: X (batch_size, num_inputs), y (batch_size, 1)."""
         l = self.loss(linreg(X, self.w, self.b), y)  # (batch_size, 1): the minibatch loss of X and y
+        if self.hparams.weight_decay:  # D2L §3.7: + lambd * l2_penalty(w) on each example's loss; b is free
+            l = l + self.hparams.weight_decay * l2_penalty(self.w)
         self.manual_backward(l.sum())  # l is not a scalar: sum it, as the book does, then backprop
         # sgd([w, b], lr, len(X)). The book passes the nominal batch_size; dividing by the actual length
         # keeps the short last batch a mean gradient too (see README, "batches that do not divide").

@@ -40,6 +40,14 @@ from linreg.summary import run_summary, write_summary
 say = rank_zero_only(print)  # under DDP every rank runs this: only rank 0 talks
 
 
+def true_w(args: argparse.Namespace) -> list[float] | None:
+    """--true-w as given, one value repeated for --num-features (D2L §3.7: 0.01 for each of 200), the
+    book's [2, -3.4] without either, or None: drawn from the seed for --num-features alone."""
+    if args.true_w is not None and args.num_features is not None and len(args.true_w) == 1:
+        return args.true_w * args.num_features
+    return args.true_w if args.true_w or args.num_features else [2.0, -3.4]
+
+
 def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, LinearRegressionScratch, L.Trainer]:
     """The DataModule, the module and the Trainer that a command line asks for."""
     if not args.verbose:
@@ -61,7 +69,7 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
         )
     else:
         synthetic = dict(
-            true_w=args.true_w if args.true_w or args.num_features else [2.0, -3.4],
+            true_w=true_w(args),
             true_b=args.true_b,
             num_examples=args.num_examples,
             num_val=1000 if args.num_val is None else args.num_val,
@@ -86,6 +94,7 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
         init_std=args.init_std,
         loss=args.loss,
         huber_delta=args.huber_delta,
+        weight_decay=args.weight_decay,
     )
     run_dir = handed_down()  # a DDP rank: the folder its launching process claimed
     if run_dir is None and launching_process():
@@ -198,12 +207,15 @@ def fit_and_report(args: argparse.Namespace, checkpoint: dict | None) -> Path:
         kind = " (MSE)" if args.implementation == "concise" else "" if args.loss == "squared" else f" ({args.loss})"
         sgd_w, sgd_b, excess = rounded(summary["w"]), summary["b"], summary["excess_loss"]
         print(f"sgd:         w{names} {sgd_w}, b {sgd_b:.6f}, loss{kind} {summary['train_loss']:.6g}")
-        if args.loss == "squared":
+        if args.weight_decay:  # the losses printed are the data's; the excess is in the loss trained on
+            gap = f"(with the penalty, sgd is {excess:.3g} above it)"
+        elif args.loss == "squared":
             gap = f"(sgd is {excess:.3g} above it)"
         else:  # the closed form minimizes the squared loss: still the reference, but not of this loss
             gap = f"(least squares, whatever --loss; in squared loss sgd is {excess:.3g} above it)"
         closed_w, closed_b = rounded(closed["w"]), closed["b"]
-        print(f"closed form: w{names} {closed_w}, b {closed_b:.6f}, loss {closed['train_loss']:.6g} {gap}")
+        name = "closed form" if not args.weight_decay else f"ridge (λ={args.weight_decay:g})"  # with the same penalty
+        print(f"{name}: w{names} {closed_w}, b {closed_b:.6f}, loss {closed['train_loss']:.6g} {gap}")
     print(f"run folder: {run_dir}")
     return run_dir
 

@@ -146,3 +146,15 @@ def test_the_closed_form_of_a_csv_is_solved_on_its_float64_numbers_to_nine_digit
     closed = json.loads((run_dir / "summary.json").read_text())["closed_form"]
     solved = np.array([closed["b"], *closed["w"]])
     assert np.allclose(solved, reference, rtol=1e-9, atol=0), np.abs(solved / reference - 1).max()
+
+
+def test_with_weight_decay_the_closed_form_is_ridge_regression_on_the_weights_only():
+    X, y = data(n=50, dtype=torch.float64)
+    lambd = 0.7
+    solution = closed_form(X, y, weight_decay=lambd, chunk_size=16)
+    X1 = torch.cat([X, torch.ones(len(X), 1, dtype=torch.float64)], dim=1)  # [X, 1]
+    penalty = torch.diag(torch.tensor([1.0, 1.0, 1.0, 0.0], dtype=torch.float64)) * len(X) * lambd  # b is free
+    beta = torch.linalg.solve(X1.T @ X1 + penalty, X1.T @ y)  # by hand: (X̃ᵀX̃ + nλ·I_w) β = X̃ᵀy
+    torch.testing.assert_close(torch.cat([solution.w, solution.b.reshape(1, 1)]), beta, rtol=0, atol=1e-12)
+    assert solution.loss == pytest.approx(training_loss(solution, X, y), rel=1e-12, abs=0)  # the data's loss
+    assert abs(solution.w.norm() - closed_form(X, y).w.norm()) > 0.01  # the penalty shrinks w: not plain least squares

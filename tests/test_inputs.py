@@ -69,6 +69,7 @@ def assert_one_line_error(out: subprocess.CompletedProcess, *words: str) -> None
         (["--outliers", "1"], ["--outliers", "[0, 1)"]),
         (["--outliers", "0.1", "--streaming"], ["--outliers", "not with --data or --streaming"]),
         (["--implementation", "concise", "--loss", "huber"], ["--implementation concise", "not with --loss huber"]),
+        (["--weight-decay", "-1"], ["--weight-decay", "negative"]),
     ],
 )
 def test_bad_flags(tmp_path, capsys, args, words):

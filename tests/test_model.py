@@ -140,3 +140,16 @@ def test_one_step_on_another_loss_is_minus_lr_times_its_gradient(make_trainer, l
     torch.testing.assert_close(step["b_after"], b_expected, atol=1e-6, rtol=0)
     # a squared-loss step from the same point goes elsewhere: the test tells the losses apart
     assert not torch.allclose(step["w_after"], hand_step(step, lr=0.03)[0], atol=1e-4)
+
+
+def test_one_step_with_weight_decay_adds_lambda_times_w_to_the_gradient_and_leaves_b_alone(make_trainer):
+    torch.manual_seed(0)
+    model = LinearRegressionScratch(num_inputs=2, lr=0.03, init_std=1.0, weight_decay=0.5)
+    recorder = StepRecorder()
+    trainer = make_trainer(max_steps=1, callbacks=[recorder], limit_val_batches=0)
+    trainer.fit(model, datamodule=SyntheticRegressionDataModule(batch_size=10, num_val=0))
+    (step,) = recorder.steps
+    w_plain, b_plain = hand_step(step, lr=0.03)
+    # λ/2·‖w‖² on each example's loss: its gradient λw, averaged over the batch, is λw
+    torch.testing.assert_close(step["w_after"], w_plain - 0.03 * 0.5 * step["w"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(step["b_after"], b_plain, atol=1e-6, rtol=0)

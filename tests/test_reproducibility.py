@@ -55,6 +55,18 @@ def test_full_batch_gradient_descent_in_float64_reaches_the_closed_form(tmp_path
     assert summary["train_loss"] == pytest.approx(closed["train_loss"], rel=1e-9)
 
 
+def test_full_batch_gradient_descent_with_weight_decay_reaches_the_ridge_solution(tmp_path):
+    gd = ["--batch-size", "1000", "--num-examples", "1000", "--lr", "0.5", "--max-epochs", "200", "--num-val", "0"]
+    for implementation, lr in (("scratch", "0.5"), ("concise", "0.25")):  # concise at half the lr: MSE has no ½
+        summary = summary_of(tmp_path, *gd, "--precision", "64-true", "--weight-decay", "0.3", "--lr", lr,
+                             "--implementation", implementation)  # fmt: skip
+        ridge = summary["closed_form"]
+        for w, w_star in zip(summary["w"], ridge["w"], strict=True):
+            assert abs(w - w_star) <= 1e-9
+        assert abs(summary["b"] - ridge["b"]) <= 1e-9
+        assert abs(summary["w"][0] - 2.0) > 0.1  # shrunk: not the least-squares solution near the true w
+
+
 def test_excess_loss_is_logged_never_negative_and_is_the_gap_to_the_closed_form(tmp_path):
     run_dir = train.run(["--logdir", str(tmp_path), "--precision", "64-true"])
     summary = json.loads((run_dir / "summary.json").read_text())

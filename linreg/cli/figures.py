@@ -25,6 +25,10 @@ EXERCISES = {
     "shuffle": ["--param", "no-shuffle", "--values", "no", "yes", "--sort-by-label", "--noise", "1", "--lr", "0.1"],
     "loss": ["--param", "loss", "--values", "squared", "absolute", "huber", "--outliers", "0.05", "--max-epochs", "10",
              "--curve", "params/w_error"],
+    # D2L §3.7's experiment: 20 examples of 200 features, every true weight 0.01, b 0.05
+    "weight_decay": ["--param", "weight-decay", "--values", "0", "3", "--num-examples", "20", "--num-val", "100",
+                     "--num-features", "200", "--true-w", "0.01", "--true-b", "0.05", "--batch-size", "5",
+                     "--lr", "0.003", "--max-epochs", "100", "--curve", "train/epoch_loss", "val/loss"],
 }  # fmt: skip
 
 

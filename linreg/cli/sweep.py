@@ -47,7 +47,9 @@ def run(argv: list[str] | None = None) -> Path:
     p.add_argument("--param", required=True, help="a train.py flag without its dashes: lr, batch-size, ...")
     p.add_argument("--values", required=True, nargs="+", help="its values; yes/no for an on/off flag")
     p.add_argument("--logdir", default="lightning_logs", help="the sweep folder goes under it")
-    p.add_argument("--curve", default="train/epoch_loss", help="the scalar drawn per value (default: %(default)s)")
+    p.add_argument(
+        "--curve", nargs="+", default=["train/epoch_loss"], help="the scalars drawn per value (train/epoch_loss)"
+    )
     args, train_args = p.parse_known_args(argv)
     flag = f"--{args.param}"
     actions = {option: action for action in train_cli.build_parser()._actions for option in action.option_strings}
@@ -74,13 +76,15 @@ def run(argv: list[str] | None = None) -> Path:
                 raise
             run_dir = run_logdir / "version_0"
         rows.append(result_row(value, json.loads((run_dir / "summary.json").read_text())))
-        curves[f"{args.param}={value}"] = read_scalars(run_dir).get(args.curve, [])
+        scalars = read_scalars(run_dir)
+        for tag in args.curve:  # one line per value, or per value and tag
+            curves[f"{args.param}={value}" + (f", {tag}" if len(args.curve) > 1 else "")] = scalars.get(tag, [])
 
     with (folder / "results.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    figure = loss_curves_figure(curves, title=f"sweep over --{args.param}", tag=args.curve)
+    figure = loss_curves_figure(curves, title=f"sweep over --{args.param}", tag=" and ".join(args.curve))
     figure.savefig(folder / "loss_curves.png", dpi=80)
 
     print(f"\n{args.param:>14} " + " ".join(f"{c:>15}" for c in COLUMNS[1:]))

@@ -46,6 +46,7 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--init-std", type=finite, default=0.01, help="w ~ N(0, init_std²) at the start, b = 0 (0.01)")
     g.add_argument("--no-shuffle", action="store_true", help="train on the stored order every epoch")
     g.add_argument("--loss", default="squared", choices=["squared", "absolute", "huber"], help="(default: squared)")
+    g.add_argument("--weight-decay", type=finite, default=0.0, help="D2L §3.7's lambd: + lambd·‖w‖²/2 per example (0)")
     g.add_argument(
         "--implementation",
         default="scratch",
@@ -64,9 +65,9 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     g = p.add_argument_group("synthetic data: y = X true_w + true_b + N(0, noise²)")
     g.add_argument("--num-examples", type=int, default=1000, help="training examples (default: %(default)s)")
     g.add_argument("--num-val", type=int, help="held-out examples, 0 for none (default: 1000; CSV: --val-fraction)")
-    g.add_argument("--true-w", type=finite, nargs="+", help="true weights, one per feature (default: 2 -3.4)")
+    g.add_argument("--true-w", type=finite, nargs="+", help="true weights, one per feature, or one for all (2 -3.4)")
     g.add_argument("--true-b", type=finite, default=4.2, help="true bias (default: %(default)s)")
-    g.add_argument("--num-features", type=int, help="without --true-w: draw a true w ~ N(0, 1) of this size")
+    g.add_argument("--num-features", type=int, help="features: a true w ~ N(0, 1), or one --true-w value repeated")
     g.add_argument("--noise", type=finite, default=0.01, help="standard deviation of the label noise (0.01)")
     g.add_argument("--sort-by-label", action="store_true", help="store the training set sorted by y")
     g.add_argument("--outliers", type=finite, default=0.0, metavar="FRACTION", help="of training labels made gross (0)")
@@ -119,6 +120,7 @@ def check(args: argparse.Namespace) -> None:
         if not value > 0:
             raise UsageError(f"{flag} must be positive, got {value}")
     non_negative = {"--num-val": args.num_val or 0, "--noise": args.noise, "--init-std": args.init_std}
+    non_negative |= {"--weight-decay": args.weight_decay}
     non_negative |= {"--checkpoint-every-n-steps": args.checkpoint_every_n_steps}
     non_negative |= {"--checkpoint-every-seconds": args.checkpoint_every_seconds}
     for flag, value in non_negative.items():
@@ -126,7 +128,7 @@ def check(args: argparse.Namespace) -> None:
             raise UsageError(f"{flag} must not be negative, got {value}")
     if args.num_features is not None and args.num_features <= 0:
         raise UsageError(f"--num-features must be positive, got {args.num_features}")
-    if args.true_w is not None and args.num_features is not None and len(args.true_w) != args.num_features:
+    if args.true_w is not None and args.num_features is not None and len(args.true_w) not in (1, args.num_features):
         raise UsageError(f"--num-features {args.num_features} disagrees with the {len(args.true_w)} values of --true-w")
     if args.data is not None and args.target is None:
         raise UsageError("--data needs --target, the column to predict")

@@ -152,7 +152,7 @@ def peak_run(cmd: list[str]) -> tuple[float, float]:
     return seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
 
 
-def files(repeats: int) -> None:
+def files(repeats: int, kinds: tuple[str, ...] = ("csv", "parquet")) -> None:
     import numpy as np
 
     table_mib = FILE_ROWS * (FILE_FEATURES + 1) * 8 / 2**20
@@ -166,7 +166,7 @@ def files(repeats: int) -> None:
         loadtxt_s = statistics.median(loadtxt)
         print(f"{'your data, 1M x 10':>30} {'seconds':>8} {'x loadtxt':>10} {'peak MiB':>9} {'x table':>8}")
         print(f"{'numpy.loadtxt':>30} {loadtxt_s:>8.2f} {1:>10.2f}")
-        for kind in ("csv", "parquet"):
+        for kind in kinds:
             seconds, peaks = [], []
             for _ in range(repeats):
                 runs = {}
