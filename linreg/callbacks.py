@@ -98,7 +98,10 @@ class BookReport(L.Callback):
             return
         # the same on every rank (each holds the whole training set); ridge regression under weight decay
         self.solution = closed_form(X, y, weight_decay=pl_module.hparams.get("weight_decay", 0.0))
-        if trainer.is_global_zero:
+        if trainer.is_global_zero and pl_module.hparams.get("loss", "squared") == "absolute":
+            kappa = self.solution.condition_number  # |error| has no curvature: no learning rate bound to give
+            print(f"conditioning: XᵀX/n has condition number {kappa:.3g} (no lr bound for --loss absolute)")
+        elif trainer.is_global_zero:  # huber: the squared loss's curvature near the optimum
             print(conditioning_line(self.solution, pl_module.hparams.lr, pl_module.GRADIENT_SCALE))
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
