@@ -41,11 +41,15 @@ def losses_line(metrics: dict) -> str:
     return ", ".join(f"{label} {float(metrics[tag]):f}" for tag, label in labels.items() if tag in metrics)
 
 
-def conditioning_line(solution: ClosedForm, lr: float, scale: float = 1.0) -> str:
+def conditioning_line(module: L.LightningModule, solution: ClosedForm) -> str:
     """Why SGD is fast or slow on this data, before it runs: the curvature's condition number and the
-    largest learning rate that does not diverge. `scale`: the training loss's gradient over squared_loss's
-    (2 for the concise model's MSELoss, which halves that learning rate)."""
-    kappa, max_lr = solution.condition_number, solution.max_stable_lr / scale
+    largest learning rate that does not diverge (for the module's loss: the concise model's MSELoss has
+    twice squared_loss's gradient, which halves it; the absolute loss has no curvature, and no such bound)."""
+    kappa, lr = solution.condition_number, module.hparams.lr
+    if module.hparams.get("loss", "squared") == "absolute":
+        return f"conditioning: XᵀX/n has condition number {kappa:.3g} (no lr bound for --loss absolute)"
+    scale = module.GRADIENT_SCALE  # huber: the squared loss's curvature near the optimum
+    max_lr = solution.max_stable_lr / scale
     line = f"conditioning: XᵀX/n has condition number {kappa:.3g}, so lr above {max_lr:.3g} diverges"
     if kappa > 100:  # the flattest direction shrinks by a factor (1 - lr·λ_min) per step: name the cost
         steps = math.inf if kappa == math.inf else 1 / (scale * lr * float(solution.eigenvalues[0]))
@@ -98,11 +102,8 @@ class BookReport(L.Callback):
             return
         # the same on every rank (each holds the whole training set); ridge regression under weight decay
         self.solution = closed_form(X, y, weight_decay=pl_module.hparams.get("weight_decay", 0.0))
-        if trainer.is_global_zero and pl_module.hparams.get("loss", "squared") == "absolute":
-            kappa = self.solution.condition_number  # |error| has no curvature: no learning rate bound to give
-            print(f"conditioning: XᵀX/n has condition number {kappa:.3g} (no lr bound for --loss absolute)")
-        elif trainer.is_global_zero:  # huber: the squared loss's curvature near the optimum
-            print(conditioning_line(self.solution, pl_module.hparams.lr, pl_module.GRADIENT_SCALE))
+        if trainer.is_global_zero:
+            print(conditioning_line(pl_module, self.solution))
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.solution is None or trainer.sanity_checking:
