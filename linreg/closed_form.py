@@ -45,7 +45,7 @@ class ClosedForm:
     b: torch.Tensor  # (1,), float64
     root: torch.Tensor  # (d+1, d+1) R with RᵀR = X̃ᵀX̃ / n (+ λ on the weights' diagonal): the curvature
     loss: float  # mean squared_loss of (w, b) on the rows it was solved on (the data's, without any penalty)
-    eigenvalues: torch.Tensor  # (d+1,) of X̃ᵀX̃ / n, ascending: the curvature along its principal axes
+    eigenvalues: torch.Tensor  # (d+1,) of the same curvature, ascending: along its principal axes
 
     @property
     def condition_number(self) -> float:

@@ -2,7 +2,8 @@
 
     predictions = predict("lightning_logs/version_0/checkpoints/last.ckpt", "new.csv")   # (n,) tensor
 
-The command around it (flags, checks, writing the CSV) is linreg/cli/predict.py, `linreg-predict`.
+The command around it (flags, checks) is linreg/cli/predict.py, `linreg-predict`; the output file is
+written by `linreg.tables.write_with_column`.
 """
 
 import lightning as L
@@ -28,7 +29,7 @@ def predict(
     dtype = next(iter(state.values())).dtype  # a float64 model (--precision 64-true) predicts in float64
     hparams = dict(checkpoint["hyper_parameters"])
     model = make_model(hparams.pop("implementation", "scratch"), **hparams).to(dtype)  # scratch or concise
-    model.load_state_dict(checkpoint["state_dict"])
+    model.load_state_dict(state)
     scaling = checkpoint.get("CSVRegressionDataModule")  # saved by the DataModule's state_dict
     synthetic = "true_w" in checkpoint.get("datamodule_hyper_parameters", {})  # trained on N(0, 1) features
     if not scaling and not synthetic:

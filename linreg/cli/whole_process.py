@@ -143,12 +143,14 @@ def write_files(folder: str) -> dict[str, str]:
 
 def peak_run(cmd: list[str]) -> tuple[float, float]:
     """(seconds, peak resident MiB) of one child process: os.wait4 gives that child's own maximum."""
-    start = time.perf_counter()
-    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - start
-    if status != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{child.stderr.read().decode()[-3000:]}")
+    with tempfile.TemporaryFile() as stderr:  # a file, not a pipe: a child that writes much cannot block on it
+        start = time.perf_counter()
+        child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+        if status != 0:
+            stderr.seek(0)
+            sys.exit(f"{' '.join(cmd)} failed:\n{stderr.read().decode()[-3000:]}")
     return seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
 
 
