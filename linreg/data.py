@@ -50,7 +50,12 @@ class Gathered(Dataset):
             index = slice(block[0].start, block[-1].stop) if block else slice(0, 0)
         else:
             index = torch.cat(block)  # (sum of lengths,)
-        X, y = self.dataset[index]  # (sum of lengths, num_inputs), (sum of lengths, 1)
+        if isinstance(index, torch.Tensor) and isinstance(self.dataset, TensorDataset):
+            # index_select copies whole rows; X[index] (advanced indexing) goes element by element and took
+            # 2.5 x as long at 1M x 100 on the CPU. The same values either way.
+            X, y = (tensor.index_select(0, index) for tensor in self.dataset.tensors)
+        else:
+            X, y = self.dataset[index]  # (sum of lengths, num_inputs), (sum of lengths, 1)
         return X, y, lengths
 
 

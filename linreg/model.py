@@ -24,6 +24,7 @@ from torch import nn
 from torchmetrics import MeanMetric, MeanSquaredError, R2Score
 
 from linreg.functions import absolute_loss, huber_loss, l2_penalty, linreg, sgd, squared_loss
+from linreg.hooks import FastHookName
 
 TRAIN_SET, HELD_OUT = 0, 1  # the order of the DataModule's val_dataloader() list
 LOSSES = {"squared": squared_loss, "absolute": absolute_loss, "huber": huber_loss}  # --loss
@@ -46,7 +47,7 @@ class BookSGD(torch.optim.Optimizer):
         return loss
 
 
-class LinearRegressionScratch(L.LightningModule):
+class LinearRegressionScratch(FastHookName, L.LightningModule):
     """y_hat = X w + b with w ~ N(0, init_std²) of shape (num_inputs, 1) and b = 0, trained by the book's SGD
     on the per-example `loss`: the book's squared_loss, or absolute_loss, or huber_loss with `huber_delta`,
     plus `weight_decay` · l2_penalty(w) (D2L §3.7; the epoch losses are the data's alone, as the book's).

@@ -9,6 +9,7 @@ import torch
 
 from linreg.callbacks import BookReport
 from linreg.data import SyntheticRegressionDataModule
+from linreg.hooks import NoProfiler
 from linreg.model import LinearRegressionScratch
 from linreg.progress import ProgressBar
 from linreg.safety import StepCheckpoint
@@ -44,6 +45,32 @@ def test_progress_bar_counts_sgd_updates_not_blocks(make_trainer):
     trainer.fit(LinearRegressionScratch(), datamodule=dm)
     assert trainer.progress_bar_callback.train_progress_bar.total == 10  # updates in the epoch
     assert watcher.drawn == [4, 8, 10]  # after each block, the updates done so far
+
+
+class HookWatcher(L.Callback):
+    """Records each per-update hook Lightning calls, with the hook name the module holds meanwhile."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        self.seen.append(("on_before_backward", pl_module._current_fx_name))
+
+    def on_after_backward(self, trainer, pl_module) -> None:
+        self.seen.append(("on_after_backward", pl_module._current_fx_name))
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.seen.append(("on_before_optimizer_step", pl_module._current_fx_name))
+
+
+def test_the_cheaper_hook_bookkeeping_still_calls_every_hook_under_its_name(make_trainer, tmp_path):
+    watcher = HookWatcher()
+    trainer = make_trainer(max_steps=7, profiler=NoProfiler(), callbacks=[watcher])
+    model = LinearRegressionScratch()  # sets _current_fx_name without nn.Module's checks (FastHookName)
+    trainer.fit(model, datamodule=SyntheticRegressionDataModule(num_examples=100, steps_per_execution=3))
+    hooks = ["on_before_backward", "on_after_backward", "on_before_optimizer_step"]
+    assert watcher.seen == [(hook, hook) for _ in range(7) for hook in hooks]  # 7 updates, 3 hooks each, in order
+    # Lightning reads that name back, e.g. to check where self.log is called from: a stale one would misfire
 
 
 def test_parameter_trajectories_thin_out_with_many_features_but_errors_do_not(make_trainer):

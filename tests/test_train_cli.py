@@ -178,7 +178,7 @@ def test_runs_get_their_own_version_folders(tmp_path):
 
 def test_closed_form_policy(tmp_path, capsys):
     wide = ["--num-features", "400", "--num-examples", "500", "--num-val", "0", "--max-epochs", "1"]
-    run_dir = train.run(["--logdir", str(tmp_path), *wide])  # auto: 401 > 320 for one epoch, skipped
+    run_dir = train.run(["--logdir", str(tmp_path), *wide])  # auto: 401 > 120 for one epoch, skipped
     out = capsys.readouterr().out
     assert "closed form skipped: with 400 features it costs more than 1 epoch of training" in out
     assert "closed form:" not in out
