@@ -89,15 +89,15 @@ class BookReport(L.Callback):
         if getattr(datamodule, "train_set", None) is None or self.policy == "never":  # streamed: nothing to solve on
             return
         X, y = datamodule.closed_form_data()  # (n, num_inputs), (n, 1)
-        epochs = trainer.max_epochs
+        sampler, epochs = datamodule.train_sampler(), trainer.max_epochs
         if trainer.max_steps > 0:  # --max-steps may end training sooner: the epochs it allows
-            epochs = min(epochs, trainer.max_steps / len(trainer.datamodule.train_sampler()))
-        if self.policy == "auto" and not worth_solving(X.shape[1], epochs):
+            epochs = min(epochs, trainer.max_steps / len(sampler))
+        if self.policy == "auto" and not worth_solving(X.shape[1], epochs, sampler.batch_size):
             if trainer.is_global_zero:
                 plural = "" if epochs == 1 else "s"
                 print(
                     f"closed form skipped: with {X.shape[1]} features it costs more than {epochs:g} epoch{plural} "
-                    "of training (--closed-form always solves it anyway)"
+                    f"of training at batch {sampler.batch_size} (--closed-form always solves it anyway)"
                 )
             return
         # the same on every rank (each holds the whole training set); ridge regression under weight decay

@@ -32,7 +32,6 @@ largest stable learning rate 2/λ_max (`ClosedForm.condition_number`, `.max_stab
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from linreg.functions import linreg, squared_loss
@@ -71,17 +70,6 @@ def first_estimate(X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return torch.linalg.lstsq(X0, y[:rows].double().cpu().reshape(-1, 1), driver="gelsd").solution
 
 
-def gram(B: torch.Tensor) -> torch.Tensor:
-    """BᵀB of a chunk B (rows, k): (k, k). On the CPU through numpy, whose BLAS call for a matrix times its
-    own transpose is the symmetric rank-k update (syrk): half the multiply-adds of the general product torch
-    runs, 0.5 s instead of 0.9 s at 1M × 100 on 2 cores. The same float64 arithmetic; only the order of the
-    additions differs. B is shared with numpy, not copied."""
-    if B.device.type != "cpu":
-        return B.T @ B
-    rows = B.numpy()
-    return torch.from_numpy(np.dot(rows.T, rows))
-
-
 def closed_form(
     X: torch.Tensor, y: torch.Tensor, chunk_size: int = CHUNK_SIZE, weight_decay: float = 0.0
 ) -> ClosedForm:
@@ -97,7 +85,7 @@ def closed_form(
         Bc[:, d] = 1.0
         Bc[:, d + 1 :] = y[start : start + len(Bc)].reshape(-1, 1)
         Bc[:, d + 1 :] -= Bc[:, : d + 1] @ beta0  # r = y − X̃β₀: (chunk, 1)
-        G += gram(Bc)  # one product gives X̃ᵀX̃, X̃ᵀr and rᵀr
+        G.addmm_(Bc.T, Bc)  # one product gives X̃ᵀX̃, X̃ᵀr and rᵀr
     A, c, rr = G[: d + 1, : d + 1], G[: d + 1, d + 1 :], G[d + 1, d + 1]  # (d+1, d+1), (d+1, 1), ()
     penalty = torch.zeros_like(A)  # nλ on the weights' diagonal: the penalty's curvature, summed over rows
     penalty.diagonal()[:d] = n * weight_decay
@@ -127,17 +115,25 @@ def training_loss(solution: ClosedForm, X: torch.Tensor, y: torch.Tensor, chunk_
     return total / len(X)
 
 
-# Solving costs about n·(d+2)²/2 multiply-adds in large matrix products (syrk), an epoch of SGD about
-# n·(d+1)·4 in small ones, far slower per multiply-add. Measured on 2 CPU cores (solve vs one epoch of the
-# CLI's Trainer at batch 1000, 2026-11-24, three runs each): 1M × 100, 1.09 s vs 1.25–1.30 s (0.84–0.87);
-# 600k × 150, 1.02–1.22 s vs 0.86–0.87 s (1.19–1.40); 400k × 200, 1.00–1.11 s vs 0.60–0.64 s (1.58–1.84).
-# The two break even at d + 1 ≈ 120 a training epoch: the closed form is solved up to there.
-WIDTH_PER_EPOCH = 120
+# What each costs per training example, in µs, measured on 2 CPU cores (2026-11-24; see the README): the
+# solve, per (d + 2)² (its float64 Gram matrix: 1.06e-4 at d = 100, 0.8e-4 at d = 150 to 200, 0.6e-4 at
+# d = 1000); an epoch of the CLI's Trainer, per feature of the update's arithmetic, and per SGD step (the
+# framework's and the step's fixed cost, ~0.84 ms), which the batch's examples share.
+SOLVE_US = 1.0e-4
+UPDATE_US = 0.0028
+STEP_US = 840.0
 
 
-def worth_solving(num_inputs: int, epochs: float) -> bool:
-    """Whether the closed form costs less than the training it is compared with (--closed-form auto)."""
-    return num_inputs + 1 <= WIDTH_PER_EPOCH * epochs
+def worth_solving(num_inputs: int, epochs: float, batch_size: float) -> bool:
+    """Whether the closed form costs less than the training it is compared with (--closed-form auto).
+
+    Solving costs ~(d+2)² per example, in large float64 matrix products; an epoch ~(d+1) per example in
+    small ones plus a fixed cost per step, so small batches make training dear and the closed form cheap
+    beside it: at batch 1000 the two break even near d = 100 per epoch, at batch 10 near d = 900.
+    """
+    solve = SOLVE_US * (num_inputs + 2) ** 2
+    epoch = UPDATE_US * (num_inputs + 1) + STEP_US / batch_size
+    return solve <= epochs * epoch
 
 
 def excess_loss(solution: ClosedForm, w: torch.Tensor, b: torch.Tensor) -> float:

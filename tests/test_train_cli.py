@@ -178,9 +178,10 @@ def test_runs_get_their_own_version_folders(tmp_path):
 
 def test_closed_form_policy(tmp_path, capsys):
     wide = ["--num-features", "400", "--num-examples", "500", "--num-val", "0", "--max-epochs", "1"]
-    run_dir = train.run(["--logdir", str(tmp_path), *wide])  # auto: 401 > 120 for one epoch, skipped
+    wide += ["--batch-size", "500"]  # auto: one step of 500 examples costs less than solving, skipped
+    run_dir = train.run(["--logdir", str(tmp_path), *wide])
     out = capsys.readouterr().out
-    assert "closed form skipped: with 400 features it costs more than 1 epoch of training" in out
+    assert "closed form skipped: with 400 features it costs more than 1 epoch of training at batch 500" in out
     assert "closed form:" not in out
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["closed_form"] is None and summary["excess_loss"] is None
