@@ -63,14 +63,15 @@ class HookWatcher(L.Callback):
         self.seen.append(("on_before_optimizer_step", pl_module._current_fx_name))
 
 
-def test_the_cheaper_hook_bookkeeping_still_calls_every_hook_under_its_name(make_trainer, tmp_path):
+def test_the_cheaper_hook_bookkeeping_still_calls_every_hook_under_its_name(make_trainer):
     watcher = HookWatcher()
     trainer = make_trainer(max_steps=7, profiler=NoProfiler(), callbacks=[watcher])
     model = LinearRegressionScratch()  # sets _current_fx_name without nn.Module's checks (FastHookName)
     trainer.fit(model, datamodule=SyntheticRegressionDataModule(num_examples=100, steps_per_execution=3))
     hooks = ["on_before_backward", "on_after_backward", "on_before_optimizer_step"]
-    assert watcher.seen == [(hook, hook) for _ in range(7) for hook in hooks]  # 7 updates, 3 hooks each, in order
-    # Lightning reads that name back, e.g. to check where self.log is called from: a stale one would misfire
+    # 7 updates, 3 hooks each, in order, each seeing its own name: Lightning reads the name back, e.g. to
+    # check where self.log is called from, so a stale one would misfire
+    assert watcher.seen == [(hook, hook) for _ in range(7) for hook in hooks]
 
 
 def test_parameter_trajectories_thin_out_with_many_features_but_errors_do_not(make_trainer):
