@@ -23,7 +23,7 @@ features). Measured on NIST's certified Longley problem (tests/test_closed_form.
 (condition number 1.2·10⁴): 1.2·10⁻¹¹ relative error against numpy's SVD-based lstsq, 2·10⁻¹¹ without
 the first estimate; a QR in chunks (TSQR) would cost twice as much for no digit that shows. Solve on
 float64 numbers: the same solver on float32 data agrees to 1.5·10⁻⁶ only. Memory: one float64 chunk
-(chunk_size × (d+2)), reused, on top of the data.
+((d+2) × chunk_size), reused, on top of the data.
 
 The eigenvalues of X̃ᵀX̃/n, computed for `excess_loss` anyway, also give the condition number and the
 largest stable learning rate 2/λ_max (`ClosedForm.condition_number`, `.max_stable_lr`).
