@@ -3,8 +3,8 @@
     python -m linreg.cli.benchmark_paths --workload 1m --path trainer --result out.json
 
 Paths, each run in a fresh process so that its peak memory is its own:
-- `book`: the reference text's loop as written (`random.shuffle` of a Python list, `torch.tensor` of each
-  batch's indices), printing the whole-set loss after each epoch;
+- `book`: the reference text's loop as written (`linreg.book`: `random.shuffle` of a Python list,
+  `torch.tensor` of each batch's indices), printing the whole-set loss after each epoch;
 - `book-tensor`: the same loop with a `torch.randperm` permutation sliced per batch;
 - `trainer`: `linreg-train`'s own Trainer with its default settings (progress bar, TensorBoard,
   checkpoint, closed form, --steps-per-execution auto), built by `linreg.runner.build`;
@@ -25,7 +25,6 @@ Xᵀ(y_hat - y) (1), the epoch-end evaluation reads X (1).
 import argparse
 import json
 import os
-import random
 import tempfile
 import time
 from pathlib import Path
@@ -70,41 +69,17 @@ def peak_rss_mb() -> float:
 
 def book_loop(workload: str, device: torch.device, tensor_order: bool) -> dict:
     """D2L §3.2's training code as written (or with a tensor permutation), on `device`."""
-    from linreg.functions import linreg, sgd, squared_loss, synthetic_data
+    from linreg.book import train
+    from linreg.functions import synthetic_data
 
     num_examples, num_features, batch_size, num_epochs, _ = WORKLOADS[workload]
     start = time.perf_counter()
     true_w = torch.randn(num_features, generator=torch.Generator().manual_seed(0))
     features, labels = synthetic_data(true_w, 4.2, num_examples, generator=torch.Generator().manual_seed(1))
     features, labels = features.to(device), labels.to(device)
-
-    def data_iter(batch_size, features, labels):
-        num_examples = len(features)
-        if tensor_order:
-            indices = torch.randperm(num_examples, device=device)
-            for i in range(0, num_examples, batch_size):
-                batch_indices = indices[i : i + batch_size]
-                yield features[batch_indices], labels[batch_indices]
-            return
-        indices = list(range(num_examples))
-        random.shuffle(indices)
-        for i in range(0, num_examples, batch_size):
-            batch_indices = torch.tensor(indices[i : min(i + batch_size, num_examples)])
-            yield features[batch_indices], labels[batch_indices]
-
-    w = torch.normal(0, 0.01, size=(num_features, 1), requires_grad=True, device=device)
-    b = torch.zeros(1, requires_grad=True, device=device)
-    lr, net, loss = 0.03, linreg, squared_loss
     sync(device)
     loop_start = time.perf_counter()
-    for epoch in range(num_epochs):
-        for X, y in data_iter(batch_size, features, labels):
-            l = loss(net(X, w, b), y)
-            l.sum().backward()
-            sgd([w, b], lr, batch_size)
-        with torch.no_grad():
-            train_l = loss(net(features, w, b), labels)
-            print(f"epoch {epoch + 1}, loss {float(train_l.mean()):f}")
+    train(features, labels, batch_size, num_epochs, tensor_order=tensor_order)
     sync(device)
     end = time.perf_counter()
     steps = num_epochs * -(-num_examples // batch_size)

@@ -24,7 +24,6 @@ the same run: the machine is shared, absolute times drift.
 """
 
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -43,32 +42,15 @@ COMPARISONS = [
 
 
 def book_script(num_examples: int, num_features: int, batch_size: int) -> None:
-    """D2L §3.2's script, one epoch, with the book's own code (its functions are linreg.functions)."""
+    """D2L §3.2's script, one epoch, with the book's own code (linreg.book, linreg.functions)."""
     import torch
 
-    from linreg.functions import linreg, sgd, squared_loss, synthetic_data
-
-    def data_iter(batch_size, features, labels):
-        num_examples = len(features)
-        indices = list(range(num_examples))
-        random.shuffle(indices)
-        for i in range(0, num_examples, batch_size):
-            batch_indices = torch.tensor(indices[i : min(i + batch_size, num_examples)])
-            yield features[batch_indices], labels[batch_indices]
+    from linreg.book import train
+    from linreg.functions import synthetic_data
 
     true_w, true_b = torch.randn(num_features), 4.2
     features, labels = synthetic_data(true_w, true_b, num_examples)
-    w = torch.normal(0, 0.01, size=(num_features, 1), requires_grad=True)
-    b = torch.zeros(1, requires_grad=True)
-    lr, num_epochs, net, loss = 0.03, 1, linreg, squared_loss
-    for epoch in range(num_epochs):
-        for X, y in data_iter(batch_size, features, labels):
-            l = loss(net(X, w, b), y)
-            l.sum().backward()
-            sgd([w, b], lr, batch_size)
-        with torch.no_grad():
-            train_l = loss(net(features, w, b), labels)
-            print(f"epoch {epoch + 1}, loss {float(train_l.mean()):f}")
+    w, b = train(features, labels, batch_size, num_epochs=1)
     print(f"error in estimating w: {true_w - w.reshape(true_w.shape)}")
     print(f"error in estimating b: {true_b - b}")
 
