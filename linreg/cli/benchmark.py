@@ -15,12 +15,26 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
 
 from linreg.cli import Parser, program
-from linreg.cli.benchmark_paths import ALL_PATHS, PATHS, STREAMING, WORKLOADS, copy_bandwidth
+from linreg.cli.benchmark_paths import ALL_PATHS, PATHS, STREAMING, WORKLOADS, sync
+
+
+def copy_bandwidth(device: torch.device, num_bytes: int = 2**30) -> float:
+    """Device-to-device copy bandwidth in bytes/s, counting the read and the write."""
+    src = torch.empty(num_bytes // 4, device=device)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(10):
+        dst.copy_(src)
+    sync(device)
+    return 2 * num_bytes * 10 / (time.perf_counter() - start)
 
 
 def run_worker(workload: str, path: str, accelerator: str) -> dict:

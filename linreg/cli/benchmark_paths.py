@@ -17,9 +17,9 @@ Paths, each run in a fresh process so that its peak memory is its own:
 Timed: the training loop, from the first SGD step to the end of the last epoch, with each epoch's
 whole-set evaluation (the book prints it, so both sides do it). Not timed: process start, imports, making
 the data, set-up; `total s` adds those (for the Trainer: the closed form and Lightning's set-up too).
-GPU bandwidth counts 5 passes over X per epoch: the gather reads X
-and writes the batch (2), the forward pass reads the batch (1), the backward pass reads it again for
-Xᵀ(y_hat - y) (1), the epoch-end evaluation reads X (1).
+GPU bandwidth counts 5 passes over X per epoch: the gather reads X and writes the batch (2), the forward
+pass reads the batch (1), the backward pass reads it again for Xᵀ(y_hat - y) (1), the epoch-end evaluation
+reads X (1).
 """
 
 import argparse
@@ -127,19 +127,6 @@ def trainer_path(workload: str, accelerator: str, logdir: str, without: str = ""
         "steps": trainer.global_step,
         "examples": min(trainer.global_step * batch_size, num_epochs * num_examples),
     }
-
-
-def copy_bandwidth(device: torch.device, num_bytes: int = 2**30) -> float:
-    """Device-to-device copy bandwidth in bytes/s, counting the read and the write."""
-    src = torch.empty(num_bytes // 4, device=device)
-    dst = torch.empty_like(src)
-    dst.copy_(src)
-    sync(device)
-    start = time.perf_counter()
-    for _ in range(10):
-        dst.copy_(src)
-    sync(device)
-    return 2 * num_bytes * 10 / (time.perf_counter() - start)
 
 
 def worker(args: argparse.Namespace) -> None:
