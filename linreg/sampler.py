@@ -124,8 +124,8 @@ def auto_steps_per_execution(batch_size: int) -> int:
     """The default K: as many updates as fit in a block of 16,384 examples, at most 100 and at least 1.
 
     At batch 10 that is 100: Lightning's ~0.3 ms per batch then costs 3 µs per update. At batch 1000 it is
-    16, and a block stays small enough (a 6.5 MB gather at 100 features, or the streaming generator's
-    temporaries) to stay in cache; at batch 16,384 and above it is 1, where the update's own arithmetic
+    16, and a block stays small enough (a 6.5 MB gather at 100 features, or about one window of the
+    streamed data) to stay in cache; at batch 16,384 and above it is 1, where the update's own arithmetic
     dwarfs Lightning's cost anyway.
     """
     return max(1, min(AUTO_MAX_STEPS, AUTO_BLOCK_EXAMPLES // batch_size))

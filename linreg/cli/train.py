@@ -72,7 +72,7 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--sort-by-label", action="store_true", help="store the training set sorted by y")
     g.add_argument("--outliers", type=finite, default=0.0, metavar="FRACTION", help="of training labels made gross (0)")
     g.add_argument("--outlier-scale", type=finite, default=100.0, help="an outlier's error, ± this (default: 100)")
-    g.add_argument("--streaming", action="store_true", help="never store the data: made per batch, any size")
+    g.add_argument("--streaming", action="store_true", help="never store the data: made in chunks, any size")
     g = p.add_argument_group("your own data: a CSV file with a header row, or a Parquet file")
     g.add_argument("--data", metavar="FILE", help="train on this CSV or Parquet file instead of synthetic data")
     g.add_argument("--target", metavar="COLUMN", help="the column to predict (required with --data)")
