@@ -3,8 +3,8 @@ linreg/safety.py).
 
 - `BookReport`: everything the book and its text report about a run, with nothing changed in training:
   - after every epoch, the book's line `epoch 1, loss 0.036131, val loss 0.036610`;
-  - the closed form β = (XᵀX)⁻¹Xᵀy of the training set, solved when fit starts, and after every epoch
-    `reference/closed_form_loss` and `train/excess_loss` (SGD's loss above it);
+  - the closed form β = (XᵀX)⁻¹Xᵀy of the training set, solved when fit starts (beside training when it
+    is long), and after every epoch `reference/closed_form_loss` and `train/excess_loss` (SGD's loss above it);
   - the parameters' trajectories `params/w_0`, `params/w_1`, ..., `params/b` and, with a known truth,
     `params/w_error` (‖w - w_true‖) and `params/b_error` (|b - b_true|); at the end of fit, a figure of
     them drawn from the run's own event file (`params/trajectories`, the IMAGES tab).
@@ -17,16 +17,18 @@ about 2 µs each, and at batch 10 the book's whole step takes 70 µs.
 """
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from linreg.closed_form import ClosedForm, closed_form, excess_loss, worth_solving
+from linreg.closed_form import SOLVE_US, ClosedForm, closed_form, excess_loss, worth_solving
 from linreg.sampler import Blocks
 
 SCALARS_PER_WRITE = 16  # params/* written per log_every_n_steps, on average: a scalar costs ~30 µs to write
+BACKGROUND_US = 50_000  # a closed form expected to take longer (SOLVE_US per (d+2)² per row) is solved beside training
 
 
 def echo(trainer: L.Trainer, line: str) -> None:
@@ -80,6 +82,8 @@ class BookReport(L.Callback):
             raise ValueError(f"closed_form must be auto, always or never, got {closed_form!r}")
         self.policy = closed_form  # auto: solve it only where it costs less than the training (worth_solving)
         self.solution: ClosedForm | None = None
+        self.solving: Future | None = None  # a closed form being solved in the background (see on_fit_start)
+        self.solver: ThreadPoolExecutor | None = None
         self.coordinates_step: int | None = None  # the last steps written, so that none is written twice
         self.errors_step: int | None = None
 
@@ -101,12 +105,32 @@ class BookReport(L.Callback):
                 )
             return
         # the same on every rank (each holds the whole training set); ridge regression under weight decay
-        self.solution = closed_form(X, y, weight_decay=pl_module.hparams.get("weight_decay", 0.0))
-        if trainer.is_global_zero:
-            print(conditioning_line(pl_module, self.solution))
+        weight_decay = pl_module.hparams.get("weight_decay", 0.0)
+        if SOLVE_US * (X.shape[1] + 2) ** 2 * len(X) < BACKGROUND_US:  # quick: solved before training starts
+            self.solution = closed_form(X, y, weight_decay=weight_decay)
+            if trainer.is_global_zero:
+                print(conditioning_line(pl_module, self.solution))
+            return
+        # Long: solved on a second thread while training starts (its products release Python), and waited
+        # for at the first evaluation, which reports against it. At 1M x 100 that hides most of its ~1 s.
+        self.solver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linreg-closed-form")
+        self.solving = self.solver.submit(closed_form, X, y, weight_decay=weight_decay)
+
+    def solved(self, trainer: L.Trainer, pl_module: L.LightningModule, wait: bool = True) -> ClosedForm | None:
+        """The closed form once solved in the background (waiting for it if `wait`), its line printed then."""
+        if self.solving is not None and (wait or self.solving.done()):
+            self.solution, self.solving = self.solving.result(), None
+            self.solver.shutdown()
+            if trainer.is_global_zero:
+                echo(trainer, conditioning_line(pl_module, self.solution))
+        return self.solution
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        if self.solving is not None:
+            self.solved(trainer, pl_module, wait=False)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.solution is None or trainer.sanity_checking:
+        if trainer.sanity_checking or self.solved(trainer, pl_module) is None:
             return
         pl_module.log("reference/closed_form_loss", self.solution.loss, sync_dist=True)
         pl_module.log("train/excess_loss", excess_loss(self.solution, pl_module.w, pl_module.b), sync_dist=True)
@@ -135,6 +159,7 @@ class BookReport(L.Callback):
             self.log_parameters(trainer, pl_module, coordinates=trainer.global_step % every_coordinates == 0)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.solved(trainer, pl_module)  # the summary and the figure compare against it
         self.log_parameters(trainer, pl_module, coordinates=True)  # the end point, whatever the cadence
 
     @rank_zero_only

@@ -1,19 +1,23 @@
 """BookReport, ProgressBar and the TensorBoard logger: what reaches the loggers and the terminal."""
 
+import json
 import math
 import re
+import time
 
 import lightning as L
 import pytest
 import torch
 
+import linreg.callbacks
 from linreg.callbacks import BookReport
 from linreg.data import SyntheticRegressionDataModule
+from linreg.figures import read_scalars
 from linreg.hooks import NoProfiler
 from linreg.model import LinearRegressionScratch
 from linreg.progress import ProgressBar
 from linreg.safety import StepCheckpoint
-from tests.conftest import RecordingLogger
+from tests.conftest import RecordingLogger, command
 
 
 class BarWatcher(L.Callback):
@@ -123,3 +127,35 @@ def test_the_logger_writes_one_event_per_call_with_the_same_scalars_as_add_scala
     (events,) = (tmp_path / "merged" / "version_0").glob("events.out.tfevents.*")
     summaries = [e.summary for e in EventFileLoader(str(events)).Load() if e.HasField("summary")]
     assert [len(s.value) for s in summaries] == [3, 1]  # add_scalar would write four events of one value
+
+
+def slowly(solve):
+    """The closed form, a second late."""
+
+    def late(*args, **kwargs):
+        time.sleep(1.0)
+        return solve(*args, **kwargs)
+
+    return late
+
+
+def test_a_closed_form_solved_beside_training_is_the_one_solved_before_it(tmp_path, capsys, monkeypatch):
+    # 1000 x 2 is solved before training; with the threshold at 0 µs the same solve runs on a second thread,
+    # made to take a second (longer than the two epochs): the evaluations must wait for it. Weight decay: the
+    # thread must get the same ridge problem.
+    train = command("train")
+    args = ["--max-epochs", "2", "--weight-decay", "0.01"]
+    runs = {}
+    for name, threshold in (("before", linreg.callbacks.BACKGROUND_US), ("beside", 0)):
+        monkeypatch.setattr(linreg.callbacks, "BACKGROUND_US", threshold)
+        if name == "beside":
+            monkeypatch.setattr(linreg.callbacks, "closed_form", slowly(linreg.callbacks.closed_form))
+        run_dir = train.run(["--logdir", str(tmp_path / name), *args])
+        summary = json.loads((run_dir / "summary.json").read_text())
+        runs[name] = summary, capsys.readouterr().out, read_scalars(run_dir)
+    (before, out_before, tags_before), (beside, out_beside, tags_beside) = runs["before"], runs["beside"]
+    assert beside["closed_form"] == before["closed_form"] and beside["excess_loss"] == before["excess_loss"]
+    for tag in ("reference/closed_form_loss", "train/excess_loss"):  # after each epoch, in both
+        assert len(tags_beside[tag]) == 2 and tags_beside[tag] == tags_before[tag]
+    assert (beside["w"], beside["b"]) == (before["w"], before["b"])  # training is untouched by the thread
+    assert out_before.count("conditioning:") == out_beside.count("conditioning:") == 1
