@@ -105,7 +105,8 @@ class StreamingSampler(MinibatchSampler):
         for step in range(first, len(self)):
             lo, hi = self.bounds(step)
             parts = []
-            for w in range(lo // examples, (hi - 1) // examples + 1 if hi > lo else lo // examples):
+            touched = range(lo // examples, (hi - 1) // examples + 1) if hi > lo else range(0)  # windows of [lo, hi)
+            for w in touched:
                 if w not in windows:
                     self.ahead(key, w)
                     windows[w] = self.window(key, w).to(self.device)

@@ -94,11 +94,8 @@ class SyntheticStream(Dataset):
         """Each chunk's slot in the pool, or None if one of them is not there: (n,) int64."""
         if not self.slots:
             return None
-        if self.lookup is None:
-            order = torch.tensor(list(self.slots), device=self.device).argsort()
-            chunks = torch.tensor(list(self.slots), device=self.device)[order]
-            slots = torch.tensor(list(self.slots.values()), device=self.device)[order]
-            self.lookup = chunks, slots
+        if self.lookup is None:  # the chunks in the pool, sorted, and their slots: two (m,) tensors
+            self.lookup = tuple(torch.tensor(sorted(self.slots.items()), device=self.device).T)
         chunks, slots = self.lookup
         position = torch.searchsorted(chunks, chunk).clamp_(max=len(chunks) - 1)  # (n,)
         found = bool((chunks.index_select(0, position) == chunk).all())
@@ -115,7 +112,7 @@ class SyntheticStream(Dataset):
         slot = self.find(chunk)
         if slot is None:  # not all made ahead (a test, the held-out stream, a resumed epoch): made now
             needed = chunk.unique().tolist()
-            for c in needed:  # kept: the newest are the last to give up their slots
+            for c in needed:  # those already here become the newest: making the others pushes out the rest
                 if c in self.slots:
                     self.slots[c] = self.slots.pop(c)
             self.capacity = max(self.capacity, len(needed))
