@@ -95,7 +95,7 @@ class SyntheticStream(Dataset):
         if not self.slots:
             return None
         if self.lookup is None:  # the chunks in the pool, sorted, and their slots: two (m,) tensors
-            self.lookup = tuple(torch.tensor(sorted(self.slots.items()), device=self.device).T)
+            self.lookup = tuple(torch.tensor(sorted(self.slots.items()), device=self.device).T.contiguous())
         chunks, slots = self.lookup
         position = torch.searchsorted(chunks, chunk).clamp_(max=len(chunks) - 1)  # (n,)
         found = bool((chunks.index_select(0, position) == chunk).all())

@@ -43,12 +43,12 @@ def terminal_lines(text: str) -> list[str]:
     return [piece.strip() for piece in re.split(r"[\r\n]", text) if piece.strip()]
 
 
-def kinds_of_lines(out: subprocess.CompletedProcess) -> set[str]:
-    """The kinds of ALLOWED_LINES a run printed; fails on any other line, and on anything on stderr."""
+def kinds_of_lines(out: subprocess.CompletedProcess, allowed: dict[str, str] = ALLOWED_LINES) -> set[str]:
+    """The kinds of `allowed` lines a run printed; fails on any other line, and on anything on stderr."""
     assert out.stderr == ""
     kinds = set()
     for line in terminal_lines(out.stdout):
-        kind = next((k for k, pattern in ALLOWED_LINES.items() if re.fullmatch(pattern, line)), None)
+        kind = next((k for k, pattern in allowed.items() if re.fullmatch(pattern, line)), None)
         assert kind is not None, f"a line that is not the project's: {line!r}"
         kinds.add(kind)
     return kinds
@@ -81,6 +81,18 @@ def test_a_csv_run_is_quiet_too(tmp_path):
     # 400 training rows: 40 updates an epoch, fewer batches than Lightning's logging interval
     out = run_cli("--data", str(houses), "--target", "price", "--max-epochs", "2", "--logdir", str(tmp_path / "logs"))
     assert kinds_of_lines(out) == set(ALLOWED_LINES) - {"errors"}  # no true w and b to compare with
+
+
+def test_a_streaming_run_is_quiet_too(tmp_path):
+    # a background thread makes the data, and a window's lookup runs torch.searchsorted: nothing may leak
+    args = ["--streaming", "--num-examples", "5000", "--num-features", "20", "--batch-size", "100"]
+    out = run_cli(*args, "--max-epochs", "2", "--logdir", str(tmp_path / "logs"))
+    streaming = {  # what it prints instead of the training set's loss and the closed form
+        "streaming": r"streaming: 5000 examples, never stored; .+ held-out stream of 1000 examples, .+",
+        "held-out epoch": r"epoch \d+, val loss \d+\.\d{6}",
+    }
+    kinds = kinds_of_lines(out, ALLOWED_LINES | streaming)
+    assert kinds == set(ALLOWED_LINES) - {"conditioning", "epoch", "sgd", "closed form"} | set(streaming)
 
 
 def test_default_run_converges_like_the_book(book_run):
