@@ -24,11 +24,11 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from linreg.closed_form import SOLVE_US, ClosedForm, closed_form, excess_loss, worth_solving
+from linreg.closed_form import ClosedForm, closed_form, excess_loss, solve_us, worth_solving
 from linreg.sampler import Blocks
 
 SCALARS_PER_WRITE = 16  # params/* written per log_every_n_steps, on average: a scalar costs ~30 µs to write
-BACKGROUND_US = 50_000  # a closed form expected to take longer (SOLVE_US per (d+2)² per row) is solved beside training
+BACKGROUND_US = 50_000  # a closed form expected to take longer (linreg.closed_form.solve_us) is solved beside training
 
 
 def echo(trainer: L.Trainer, line: str) -> None:
@@ -106,7 +106,7 @@ class BookReport(L.Callback):
             return
         # the same on every rank (each holds the whole training set); ridge regression under weight decay
         weight_decay = pl_module.hparams.get("weight_decay", 0.0)
-        if SOLVE_US * (X.shape[1] + 2) ** 2 * len(X) < BACKGROUND_US:  # quick: solved before training starts
+        if solve_us(X.shape[1], len(X)) < BACKGROUND_US:  # quick: solved before training starts
             self.solution = closed_form(X, y, weight_decay=weight_decay)
             if trainer.is_global_zero:
                 print(conditioning_line(pl_module, self.solution))

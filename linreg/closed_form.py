@@ -129,6 +129,11 @@ UPDATE_US = 0.0028
 STEP_US = 840.0
 
 
+def solve_us(num_inputs: int, num_examples: int = 1) -> float:
+    """What solving costs, in µs: ~(d+2)² per example, in large float64 matrix products."""
+    return SOLVE_US * (num_inputs + 2) ** 2 * num_examples
+
+
 def worth_solving(num_inputs: int, epochs: float, batch_size: float) -> bool:
     """Whether the closed form costs less than the training it is compared with (--closed-form auto).
 
@@ -136,7 +141,7 @@ def worth_solving(num_inputs: int, epochs: float, batch_size: float) -> bool:
     small ones plus a fixed cost per step, so small batches make training dear and the closed form cheap
     beside it: at batch 1000 the two break even near d = 100 per epoch, at batch 10 near d = 900.
     """
-    solve = SOLVE_US * (num_inputs + 2) ** 2
+    solve = solve_us(num_inputs)
     epoch = UPDATE_US * (num_inputs + 1) + STEP_US / batch_size
     return solve <= epochs * epoch
 
