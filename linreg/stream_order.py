@@ -81,10 +81,8 @@ class StreamingSampler(MinibatchSampler):
             positions[inside] = feistel(key, positions[inside], full)
         return positions
 
-    def window(self, key: int, w: int) -> torch.Tensor:
-        """The example indices of window w, in the epoch's order: (up to WINDOW · CHUNK,) int64."""
-        num_chunks = math.ceil(self.num_examples / CHUNK)
-        chunks = self.chunks(key, w * WINDOW, min((w + 1) * WINDOW, num_chunks))  # (m,)
+    def window(self, key: int, w: int, chunks: torch.Tensor) -> torch.Tensor:
+        """The example indices of window w, made of these chunks, in the epoch's order: (up to WINDOW · CHUNK,)."""
         size = min(self.num_examples, (w + 1) * WINDOW * CHUNK) - w * WINDOW * CHUNK
         if self.shuffle:  # negative keys: apart from the Feistel network's round keys 0-3
             slots = torch.randperm(size, generator=torch.Generator().manual_seed(derive_seed(key, -1 - w)))
@@ -92,15 +90,9 @@ class StreamingSampler(MinibatchSampler):
             slots = torch.arange(size)
         return chunks[slots // CHUNK] * CHUNK + slots % CHUNK
 
-    def ahead(self, key: int, w: int) -> None:
-        """Ask for the chunks of windows w and w + 1 to be made (those of w are usually already)."""
-        num_chunks = math.ceil(self.num_examples / CHUNK)
-        if self.prefetch is not None and w * WINDOW < num_chunks:
-            self.prefetch(self.chunks(key, w * WINDOW, min((w + 2) * WINDOW, num_chunks)).tolist())
-
     def batches(self, first: int) -> Iterator[torch.Tensor]:
         key = derive_seed(self.seed, self.epoch)
-        examples = WINDOW * CHUNK  # per window
+        examples, num_chunks = WINDOW * CHUNK, math.ceil(self.num_examples / CHUNK)
         windows: dict[int, torch.Tensor] = {}  # the windows this rank reads from now
         for step in range(first, len(self)):
             lo, hi = self.bounds(step)
@@ -108,8 +100,10 @@ class StreamingSampler(MinibatchSampler):
             touched = range(lo // examples, (hi - 1) // examples + 1) if hi > lo else range(0)  # windows of [lo, hi)
             for w in touched:
                 if w not in windows:
-                    self.ahead(key, w)
-                    windows[w] = self.window(key, w).to(self.device)
+                    chunks = self.chunks(key, w * WINDOW, min((w + 2) * WINDOW, num_chunks))  # windows w, w + 1
+                    if self.prefetch is not None:  # w's are usually asked for already, with w - 1
+                        self.prefetch(chunks.tolist())
+                    windows[w] = self.window(key, w, chunks[:WINDOW]).to(self.device)
                     for old in [old for old in windows if old < w]:
                         del windows[old]
                 start = w * examples
