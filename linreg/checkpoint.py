@@ -6,7 +6,7 @@
 Loaded with `weights_only=True`: a checkpoint from elsewhere cannot run code while it is read. Written to a
 temporary file beside the target, flushed to the disk, then renamed over it (`os.replace`, atomic on
 POSIX): a kill, a power loss or a full disk in the middle leaves the previous file whole. torch only, no
-Lightning (linreg.safety.AtomicCheckpointIO hands Lightning's checkpoints to `atomic_save`).
+Lightning (linreg.fault_tolerance.AtomicCheckpointIO hands Lightning's checkpoints to `atomic_save`).
 """
 
 import os

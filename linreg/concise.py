@@ -14,7 +14,7 @@ printed, are MSEs: twice the scratch model's.
 
 The same seed gives the same initial w and b: nn.Linear is made with `skip_init`, because its own
 initialization would draw from the RNG first, and w is then drawn exactly as the scratch model draws it.
-Steps per execution apply as on the scratch path: `training_step` is shared, only the loop body differs.
+Steps per execution apply as on the scratch path (linreg/stack.py): only the loop body, `sgd_step`, differs.
 `weight_decay` λ is torch.optim.SGD's, on the weight only, as §3.7's concise code puts it, at 2λ: the
 scratch model's penalty λ/2·‖w‖² with the same factor 2 as the rest of the loss.
 """
@@ -63,21 +63,13 @@ class LinearRegressionConcise(LinearRegressionScratch):
         groups = [{"params": [self.net[0].weight], "weight_decay": decay}, {"params": [self.net[0].bias]}]
         return torch.optim.SGD(groups, lr=self.hparams.lr)
 
-    def sgd_step(self, X: torch.Tensor, y: torch.Tensor, optimizer) -> None:
-        """The body of the book's concise loop on one minibatch: X (batch_size, num_inputs), y (batch_size, 1)."""
+    def sgd_step(self, X: torch.Tensor, y: torch.Tensor, optimizer) -> torch.Tensor:
+        """The body of the book's concise loop on X (n, num_inputs), y (n, 1); returns the loss, (n, 1)."""
         l = self.loss(self.net(X), y)  # a scalar: nn.MSELoss averages over the minibatch
         optimizer.zero_grad()
         self.manual_backward(l)
         optimizer.step()
-        self.losses.append(l.detach().expand(len(X), 1))  # per example, for train/loss's mean over examples
+        return l.detach().expand(len(X), 1)  # per example, as the scratch model's: train/loss's mean is the same
 
     def example_losses(self, y_hat: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return nn.functional.mse_loss(y_hat, y.reshape(y_hat.shape), reduction="none")  # (n, 1)
-
-
-IMPLEMENTATIONS = {"scratch": LinearRegressionScratch, "concise": LinearRegressionConcise}  # --implementation
-
-
-def make_model(implementation: str = "scratch", **hparams) -> LinearRegressionScratch:
-    """The module for `--implementation`, from its hyperparameters (a checkpoint's, or the command line's)."""
-    return IMPLEMENTATIONS[implementation](**hparams)
+        return nn.functional.mse_loss(y_hat, y.reshape(y_hat.shape), reduction="none")  # (n, 1): MSELoss unreduced

@@ -3,7 +3,7 @@
     predictions = predict("lightning_logs/version_0/checkpoints/last.ckpt", "new.csv")   # (n,) tensor
 
 The command around it (flags, checks) is linreg/cli/predict.py, `linreg-predict`; the output file is
-written by `linreg.tables.write_with_column`.
+written by `linreg.data_files.write_with_column`.
 """
 
 import lightning as L
@@ -11,11 +11,17 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from linreg.checkpoint import read_checkpoint
-from linreg.concise import make_model
-from linreg.csv_data import standardize
+from linreg.concise import LinearRegressionConcise
+from linreg.data_files import read_columns, read_header
 from linreg.errors import CheckpointError, DataError
+from linreg.file_data import standardize
+from linreg.model import LinearRegressionScratch
 from linreg.sampler import MinibatchSampler
-from linreg.tables import read_columns, read_header
+
+# --implementation: predicting needs the plain classes alone (the layers add nothing to forward)
+IMPLEMENTATIONS = {"scratch": LinearRegressionScratch, "concise": LinearRegressionConcise}
+# where the DataModule's state_dict sits in a checkpoint: linreg-train's class, or the plain one
+FILE_DATA_KEYS = ("FileData", "FileRegressionDataModule")
 
 
 def predict(
@@ -28,9 +34,9 @@ def predict(
     state = checkpoint["state_dict"]
     dtype = next(iter(state.values())).dtype  # a float64 model (--precision 64-true) predicts in float64
     hparams = dict(checkpoint["hyper_parameters"])
-    model = make_model(hparams.pop("implementation", "scratch"), **hparams).to(dtype)  # scratch or concise
+    model = IMPLEMENTATIONS[hparams.pop("implementation", "scratch")](**hparams).to(dtype)
     model.load_state_dict(state)
-    scaling = checkpoint.get("CSVRegressionDataModule")  # saved by the DataModule's state_dict
+    scaling = next((checkpoint[key] for key in FILE_DATA_KEYS if key in checkpoint), None)  # its standardization
     synthetic = "true_w" in checkpoint.get("datamodule_hyper_parameters", {})  # trained on N(0, 1) features
     if not scaling and not synthetic:
         raise CheckpointError(

@@ -4,8 +4,10 @@
     from linreg.runner import build, run
     datamodule, model, trainer = build(build_parser().parse_args(["--batch-size", "100"]))
 
-`build` is the Trainer the command line asks for (the benchmark times exactly this); `run` fits it and
-prints the book's report. By default the terminal shows the project's lines only (`linreg.cli.quiet`).
+`build` is the Trainer the command line asks for (the benchmark times exactly this): the classes of
+linreg/stack.py, with the callbacks, logger and checkpoint plugin of the layers around them. `run` fits it
+and prints the book's report. Neither touches process-wide state: the commands quiet Lightning's banners
+and warnings in their `main()` only (`linreg.cli.quieted`).
 """
 
 import argparse
@@ -22,23 +24,21 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
-from linreg.callbacks import BookReport, losses_line, parameter_errors
-from linreg.cli import program, quiet
-from linreg.concise import make_model
-from linreg.csv_data import CSVRegressionDataModule
-from linreg.data import InMemoryRegressionDataModule, SyntheticRegressionDataModule
+from linreg.book_report import BookReport, losses_line, parameter_errors
+from linreg.cli import program
+from linreg.data import RegressionDataModule
 from linreg.errors import UsageError
-from linreg.hooks import NoProfiler
-from linreg.loggers import TensorBoard
+from linreg.fast_hooks import NoProfiler
+from linreg.fault_tolerance import AtomicCheckpointIO, StepCheckpoint
 from linreg.model import LinearRegressionScratch
-from linreg.progress import ProgressBar
-from linreg.rundir import ENV, claim, handed_down, launching_process
-from linreg.safety import AtomicCheckpointIO, StepCheckpoint
-from linreg.sampler import auto_steps_per_execution
-from linreg.streaming import StreamingRegressionDataModule
+from linreg.progress_bar import ProgressBar
+from linreg.run_folders import ENV, claim, inherited_run_dir, launching_process
+from linreg.stack import FileData, StreamedData, SyntheticData, make_model
+from linreg.steps_per_execution import auto_steps_per_execution
 from linreg.summary import run_summary, write_summary
+from linreg.tensorboard_logger import MergedTensorBoardLogger
 
-say = rank_zero_only(print)  # under DDP every rank runs this: only rank 0 talks
+print_rank_zero = rank_zero_only(print)  # under DDP every process runs this: only rank 0 talks
 
 
 def true_w(args: argparse.Namespace) -> list[float] | None:
@@ -49,15 +49,16 @@ def true_w(args: argparse.Namespace) -> list[float] | None:
     return args.true_w if args.true_w or args.num_features else [2.0, -3.4]
 
 
-def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, LinearRegressionScratch, L.Trainer]:
-    """The DataModule, the module and the Trainer that a command line asks for."""
-    if not args.verbose:
-        quiet(program("train.py"))
+def build(
+    args: argparse.Namespace, progress_bar: bool | None = None
+) -> tuple[RegressionDataModule, LinearRegressionScratch, L.Trainer]:
+    """The DataModule, the module and the Trainer that a command line asks for; with the progress bar
+    where stderr is a terminal, unless `progress_bar` says otherwise."""
     L.seed_everything(args.seed, verbose=False)  # the initialization of w; data and order have their own
     K = args.steps_per_execution
     K = auto_steps_per_execution(args.batch_size) if K == "auto" else K
     if args.data is not None:
-        datamodule = CSVRegressionDataModule(
+        datamodule = FileData(
             args.data,
             args.target,
             args.features,
@@ -83,12 +84,10 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
             steps_per_execution=K,
         )
         if args.streaming:
-            datamodule = StreamingRegressionDataModule(**synthetic)
+            datamodule = StreamedData(**synthetic)
         else:
-            datamodule = SyntheticRegressionDataModule(
-                **synthetic, outliers=args.outliers, outlier_scale=args.outlier_scale
-            )
-    model = make_model(  # the book's from-scratch module, or its concise one (linreg/concise.py)
+            datamodule = SyntheticData(**synthetic, outliers=args.outliers, outlier_scale=args.outlier_scale)
+    model = make_model(  # the book's from-scratch module, or its concise one, with the layers (linreg/stack.py)
         args.implementation,
         num_inputs=datamodule.num_inputs,
         lr=args.lr,
@@ -97,9 +96,12 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
         huber_delta=args.huber_delta,
         weight_decay=args.weight_decay,
     )
-    run_dir = handed_down()  # a DDP rank: the folder its launching process claimed
+    run_dir = inherited_run_dir()  # a DDP rank: the folder its launching process claimed
     if run_dir is None and launching_process():
         run_dir = claim(args.logdir)
+    # The bar only where someone watches it: redirected to a file, its redraws would be noise in the log.
+    progress_bar = sys.stderr.isatty() if progress_bar is None else progress_bar
+    bar = [ProgressBar(evaluation_bars=args.verbose)] if progress_bar else []
     trainer = L.Trainer(
         accelerator=args.accelerator,
         devices=args.devices,
@@ -109,7 +111,7 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
         max_epochs=args.max_epochs,
         max_steps=args.max_steps,
         # no placeholder hp_metric of -1 at step 0: the HPARAMS tab gets the run's final metrics (log_hparams)
-        logger=TensorBoard(
+        logger=MergedTensorBoardLogger(
             args.logdir,
             name="",
             version=int(run_dir.name.removeprefix("version_")) if run_dir else None,
@@ -118,12 +120,13 @@ def build(args: argparse.Namespace) -> tuple[InMemoryRegressionDataModule, Linea
         callbacks=[
             ModelCheckpoint(save_last=True, save_top_k=0),  # last.ckpt at the end of fit
             BookReport(args.closed_form),
-            ProgressBar(evaluation_bars=args.verbose),
+            *bar,
             # last-step.ckpt every N steps, every S seconds, and on SIGINT/SIGTERM: exact mid-epoch resumes
             StepCheckpoint(args.checkpoint_every_n_steps, args.checkpoint_every_seconds, settings=vars(args)),
         ],
         plugins=[AtomicCheckpointIO()],  # a checkpoint is whole or is the previous one, whatever happens
         log_every_n_steps=args.log_every_n_steps,
+        enable_progress_bar=bool(bar),
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # MinibatchSampler already has the book's semantics
         enable_model_summary=False,
@@ -138,7 +141,7 @@ def rounded(values: list[float]) -> list[float]:
 
 def run(args: argparse.Namespace, checkpoint: dict | None = None) -> Path:
     """Fit and report; under DDP every rank runs this and returns the run folder."""
-    handing_down = handed_down() is None
+    handing_down = inherited_run_dir() is None
     try:
         return fit_and_report(args, checkpoint)
     except MisconfigurationException as e:  # Lightning's word for bad flags (--devices 3 on 2 CPUs, ...)
@@ -159,23 +162,23 @@ def fit_and_report(args: argparse.Namespace, checkpoint: dict | None) -> Path:
     processes = (
         f", {trainer.world_size} processes ({type(trainer.strategy).__name__})" if trainer.world_size > 1 else ""
     )
-    say(f"seed {args.seed}, device {trainer.strategy.root_device}{processes}")
+    print_rank_zero(f"seed {args.seed}, device {trainer.strategy.root_device}{processes}")
     if args.streaming:
-        say(
+        print_rank_zero(
             f"streaming: {args.num_examples} examples, never stored; the loss after each epoch is measured "
             f"on a fixed held-out stream of {datamodule.hparams.num_val} examples, not on the training set"
         )
-    if isinstance(datamodule, CSVRegressionDataModule) and checkpoint is not None:
+    if isinstance(datamodule, FileData) and checkpoint is not None:
         datamodule.check_resume(checkpoint.get(type(datamodule).__qualname__, {}))
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=args.resume, weights_only=True if args.resume else None)
     fit_seconds = time.perf_counter() - start
-    guard = next(c for c in trainer.callbacks if isinstance(c, StepCheckpoint))
-    if guard.stopped_by is not None:
-        return interrupted(trainer, model, datamodule, guard, fit_seconds, args)
+    step_checkpoint = next(c for c in trainer.callbacks if isinstance(c, StepCheckpoint))
+    if step_checkpoint.stopped_by is not None:
+        return interrupted(trainer, model, datamodule, step_checkpoint, fit_seconds, args)
     diverged = model.diverged_at_step is not None
     if model.evaluated_at_step != trainer.global_step and not diverged:  # --max-steps stopped it mid-epoch
-        trainer.validate(model, datamodule=datamodule, verbose=False)
+        trainer.validate(model, datamodule=datamodule, verbose=False, weights_only=True)
         if trainer.is_global_zero:  # no progress bar is active any more: a plain print
             print(f"step {trainer.global_step}, {losses_line(trainer.callback_metrics)}")
     run_dir = Path(trainer.log_dir)  # a broadcast from rank 0 under DDP: every rank asks, once
@@ -222,17 +225,18 @@ def fit_and_report(args: argparse.Namespace, checkpoint: dict | None) -> Path:
     return run_dir
 
 
-def interrupted(trainer, model, datamodule, guard: StepCheckpoint, fit_seconds: float, args) -> Path:
-    """SIGINT or SIGTERM stopped training at an update boundary, where `guard` saved last-step.ckpt: say
+def interrupted(trainer, model, datamodule, step_checkpoint: StepCheckpoint, fit_seconds: float, args) -> Path:
+    """SIGINT or SIGTERM stopped training at an update boundary, where `step_checkpoint` saved last-step.ckpt: say
     how to resume, write summary.json, and exit 128 + the signal's number (130, 143) like a shell does."""
     run_dir = Path(trainer.log_dir)
     if trainer.is_global_zero:
         summary = run_summary(trainer, model, datamodule, run_dir, fit_seconds, vars(args))
-        summary |= {"status": f"interrupted at step {guard.stopped_at}", "checkpoint": str(guard.path)}
+        step, path = step_checkpoint.stopped_at, step_checkpoint.path
+        summary |= {"status": f"interrupted at step {step}", "checkpoint": str(path)}
         write_summary(summary, run_dir)
-        name = signal.Signals(guard.stopped_by).name
-        print(f"{name}: stopped at step {guard.stopped_at}; resume with: linreg-train --resume {guard.path}")
-    sys.exit(128 + guard.stopped_by)
+        name = signal.Signals(step_checkpoint.stopped_by).name
+        print(f"{name}: stopped at step {step}; resume with: linreg-train --resume {path}")
+    sys.exit(128 + step_checkpoint.stopped_by)
 
 
 def log_hparams(trainer: L.Trainer, summary: dict) -> None:

@@ -10,19 +10,14 @@ the start of every training epoch.
 
 Used with `DataLoader(dataset, sampler=MinibatchSampler(...), batch_size=None)`: automatic batching is
 off, so the dataset is indexed with a whole batch of indices at once, with no per-example collation.
-
-`Blocks` hands the training loop K consecutive minibatches at a time (steps per execution: one Lightning
-batch, K SGD updates), and keeps the position a checkpoint needs to resume between any two updates.
+`linreg.steps_per_execution.BlockSampler` groups its minibatches K at a time for the command line.
 """
 
-import itertools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import torch
 from torch.utils.data import Sampler
-
-from linreg.errors import ResumeError
 
 MASK64 = 2**64 - 1
 
@@ -52,7 +47,7 @@ class MinibatchSampler(Sampler[torch.Tensor | slice]):
     batch is R × batch_size consecutive indices of it, and rank r takes the r-th part. A short last global
     batch of m indices is split as evenly as possible: rank r takes m // R indices, plus one if r < m % R
     (so with m < R some ranks take none). Every rank has the same number of steps, len(self).
-    `batches(first)` iterates the epoch from step `first` on (resuming: see `Blocks`).
+    `batches(first)` iterates the epoch from step `first` on (an exact mid-epoch resume starts there).
     """
 
     def __init__(
@@ -115,98 +110,3 @@ class MinibatchSampler(Sampler[torch.Tensor | slice]):
         for step in steps:
             lo, hi = self.bounds(step)
             yield permutation[lo:hi]
-
-
-AUTO_BLOCK_EXAMPLES, AUTO_MAX_STEPS = 16384, 100
-
-
-def auto_steps_per_execution(batch_size: int) -> int:
-    """The default K: as many updates as fit in a block of 16,384 examples, at most 100 and at least 1.
-
-    At batch 10 that is 100: Lightning's ~0.3 ms per batch then costs 3 µs per update. At batch 1000 it is
-    16, and a block stays small enough (a 6.5 MB gather at 100 features, or about one window of the
-    streamed data) to stay in cache; at batch 16,384 and above it is 1, where the update's own arithmetic
-    dwarfs Lightning's cost anyway.
-    """
-    return max(1, min(AUTO_MAX_STEPS, AUTO_BLOCK_EXAMPLES // batch_size))
-
-
-class Blocks(Sampler[list]):
-    """The minibatches of a MinibatchSampler, K consecutive ones at a time: steps per execution.
-
-    Each item is one Lightning batch: a list of up to K index batches, which `training_step` turns into K
-    SGD updates, so Lightning's per-batch cost is paid once per K updates. Block b holds the epoch's steps
-    [b·K, (b+1)·K), the last block possibly shorter: len = ceil(steps / K). The minibatches themselves,
-    the short last one and the DDP split are the sampler's, whatever K.
-
-    The position, `state_dict()`, is saved in every checkpoint: the epoch, the minibatches of it trained
-    on (`batches_done`), and the blocks Lightning counts as done (`blocks_done`), measured through
-    `progress() -> (global_step, blocks processed)` when given, else as handed out. A checkpoint may be
-    taken between any two updates, in the middle of a block too. Resuming that epoch, the first block is
-    the rest of the one in progress, possibly empty, so that Lightning's count of blocks and this one agree.
-    """
-
-    def __init__(
-        self,
-        sampler: MinibatchSampler,
-        steps_per_execution: int = 1,
-        progress: Callable[[], tuple[int, int]] | None = None,
-    ) -> None:
-        if steps_per_execution < 1:
-            raise ValueError(f"need steps_per_execution >= 1, got {steps_per_execution}")
-        self.sampler = sampler
-        self.steps_per_execution = steps_per_execution
-        self.progress = progress
-        self.resume_from: dict[str, int] | None = None
-        self.first_step_of_epoch = 0  # the global step at which this epoch's step 0 was (or would have been) taken
-        self.handed_out = (0, 0)  # (minibatches, blocks) of the epoch handed out, without `progress`
-
-    @property
-    def steps(self) -> int:
-        """SGD updates per epoch (on every rank)."""
-        return len(self.sampler)
-
-    def __len__(self) -> int:
-        return math.ceil(self.steps / self.steps_per_execution)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.sampler.set_epoch(epoch)
-
-    def position(self) -> tuple[int, int]:
-        """(minibatches of this epoch trained on, blocks of it Lightning counts as done)."""
-        if self.progress is None:
-            return self.handed_out
-        global_step, blocks = self.progress()
-        return global_step - self.first_step_of_epoch, blocks
-
-    def state_dict(self) -> dict[str, int]:
-        done, blocks = self.position()
-        position = {"epoch": self.sampler.epoch, "batches_done": done, "blocks_done": blocks}
-        return position | {"steps_per_execution": self.steps_per_execution}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.resume_from = state
-
-    def start(self) -> tuple[int, int]:
-        """(steps done, blocks done) of this epoch when its iteration starts: (0, 0) unless resuming it."""
-        state, self.resume_from = self.resume_from, None
-        if state is None or state["epoch"] != self.sampler.epoch:
-            return 0, 0  # a new epoch: the checkpoint was taken at the end of the one before
-        done, blocks, K = state["batches_done"], state["blocks_done"], self.steps_per_execution
-        if not blocks * K <= done <= (blocks + 1) * K:
-            raise ResumeError(
-                f"this checkpoint was taken in the middle of an epoch with --steps-per-execution "
-                f"{state['steps_per_execution']}: resume it with the same value"
-            )
-        return done, blocks
-
-    def __iter__(self) -> Iterator[list]:
-        done, blocks = self.start()
-        if self.progress is not None:
-            self.first_step_of_epoch = self.progress()[0] - done
-        minibatches = self.sampler.batches(done)
-        for b in range(blocks, len(self)):
-            end = min(self.steps, (b + 1) * self.steps_per_execution)
-            block = list(itertools.islice(minibatches, end - done))
-            done, self.handed_out = end, (end, b + 1)
-            yield block

@@ -13,9 +13,9 @@
   makes them while the current window trains (`SyntheticStream.prefetch`). The numbers never depend on
   it: a chunk not made ahead is made when asked for.
 
-The stream is made per chunk because per example it would be dear: a counter-based generator (Philox,
-as before 2026-11-24) in eager tensor ops took 2.7 ms for a batch's 101,000 numbers against 0.62 ms for
-torch.randn, and could not be made ahead without two threads fighting for Python.
+The stream is made per chunk because per example it would be dear: a counter-based generator in eager
+tensor ops costs several times torch.randn for the same numbers, and its many small ops cannot be made
+ahead without two threads fighting for Python (docs/performance.md).
 Streaming and in-memory runs draw different data for the same seed: each path is reproducible on its own.
 """
 
@@ -26,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from linreg.data import Gathered, SyntheticRegressionDataModule
+from linreg.data import SyntheticRegressionDataModule
 from linreg.sampler import derive_seed
 from linreg.stream_order import CHUNK, MASK32, WINDOW, StreamingSampler
 
@@ -129,9 +129,9 @@ class SyntheticStream(Dataset):
 
 class StreamingRegressionDataModule(SyntheticRegressionDataModule):
     """The synthetic data of SyntheticRegressionDataModule (same arguments), streamed: nothing is stored
-    but a few windows' chunks. Its examples differ from the in-memory ones for the same seed."""
-
-    evaluates_training_set = False  # the epoch-end evaluation is the held-out stream alone
+    but a few windows' chunks. Its examples differ from the in-memory ones for the same seed. The epoch-end
+    evaluation is the held-out stream alone (`val_dataloader()` is `{"val": ...}`): the training set is
+    too large to evaluate after every epoch."""
 
     def setup(self, stage: str) -> None:
         hp, device, dtype = self.hparams, self.root_device(), self.data_dtype()
@@ -153,30 +153,12 @@ class StreamingRegressionDataModule(SyntheticRegressionDataModule):
             prefetch=self.train_stream.prefetch,
         )
 
-    def train_dataloader(self) -> DataLoader:
-        self.sampler = self.blocks(self.train_sampler())
-        # The pool holds the chunks of every window one block reads from, and of the window made ahead: a
-        # block of B examples spans at most ceil(B / window) + 1 windows (the sampler has asked for one more).
-        world_size = self.ranks()[1]
-        block = self.sampler.steps_per_execution * self.hparams.batch_size * world_size  # examples, global
-        self.train_stream.capacity = WINDOW * (math.ceil(block / (WINDOW * CHUNK)) + 2)
-        return DataLoader(Gathered(self.train_stream), sampler=self.sampler, batch_size=None)
+    def train_dataset(self) -> SyntheticStream:
+        # The pool holds the chunks of every window one read takes from, and of the window made ahead: a read
+        # of B examples spans at most ceil(B / window) + 1 windows (the sampler has asked for one more).
+        examples = self.examples_per_batch()  # one training batch over all processes (K minibatches in a block)
+        self.train_stream.capacity = WINDOW * (math.ceil(examples / (WINDOW * CHUNK)) + 2)
+        return self.train_stream
 
-    @property
-    def num_held_out(self) -> int:
-        return self.hparams.num_val
-
-    def val_dataloader(self) -> list[DataLoader]:
-        lo, hi = self.shard(self.hparams.num_val)  # this rank's shard of the held-out stream
-        sampler = self.in_order_sampler(hi - lo)
-        return [DataLoader(Shifted(self.val_stream, lo), sampler=sampler, batch_size=None)]
-
-
-class Shifted(Dataset):
-    """A stream read in order from example `start` on, with slices (the evaluation's chunks)."""
-
-    def __init__(self, stream: SyntheticStream, start: int) -> None:
-        self.stream, self.start = stream, start
-
-    def __getitem__(self, chunk: slice) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.stream[slice(self.start + chunk.start, self.start + chunk.stop)]
+    def val_dataloader(self) -> dict[str, DataLoader]:
+        return {"val": self.in_order(self.val_stream, self.hparams.num_val)}

@@ -9,7 +9,7 @@
      "checkpoint": "<run_dir>/checkpoints/last.ckpt"}   # (status "interrupted at step N": last-step.ckpt)
 
 w, b and the closed form are in the units of the user's data (a file's features are standardized for
-training; see linreg/csv_data.py). `excess_loss` is SGD's training loss above the closed form's, computed
+training; see linreg/file_data.py). `excess_loss` is SGD's training loss above the closed form's, computed
 without cancellation (`linreg.closed_form.excess_loss`); null without a closed form (streamed data) or
 after divergence. `condition_number` and `max_stable_lr` (2/λ_max) describe the training loss's curvature
 X̃ᵀX̃/n, from the closed form's solve (null without one). Later features add keys; these stay.

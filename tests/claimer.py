@@ -3,7 +3,7 @@
 Its own module, importing nothing heavy, so that spawned processes start in a fraction of a second.
 """
 
-from linreg.rundir import claim
+from linreg.run_folders import claim
 
 
 def claim_after(barrier, logdir, results) -> None:

@@ -85,3 +85,38 @@ def test_a_data_file_neither_csv_nor_parquet_is_one_line_before_torch(tmp_path):
     status, text, loaded = probe("train", "--data", "data.bin", "--target", "y", cwd=tmp_path)
     says = "neither a CSV file nor a Parquet file (binary data, or text that is not UTF-8)"
     assert status == 2 and loaded == "" and says in text and len(text.strip().splitlines()) == 1
+
+
+def process_state() -> tuple:
+    """What the commands change while they run: warnings' filters and printer, and Lightning's log levels."""
+    import logging
+    import warnings
+
+    from linreg.cli import LIGHTNING_LOGGERS
+
+    levels = tuple(logging.getLogger(name).level for name in LIGHTNING_LOGGERS)
+    return tuple(warnings.filters), warnings.showwarning, levels
+
+
+def test_the_python_api_leaves_warnings_and_logging_alone(tmp_path):
+    # a notebook: build and run a Trainer as linreg-train does, through the library
+    import lightning  # noqa: F401  importing Lightning sets its own log level: that is Lightning's doing
+
+    from linreg.cli import train
+    from linreg.runner import build
+
+    before = process_state()
+    build(train.build_parser().parse_args(["--logdir", str(tmp_path)]))
+    train.run(["--logdir", str(tmp_path), "--max-epochs", "1"])
+    assert process_state() == before
+
+
+def test_a_commands_main_puts_everything_back(tmp_path):
+    # quiet while it runs (tests/test_train_cli.py checks the terminal of a real run), as before afterwards
+    import lightning  # noqa: F401
+
+    from linreg.cli import train
+
+    before = process_state()
+    train.main(["--logdir", str(tmp_path), "--max-epochs", "1"])
+    assert process_state() == before

@@ -20,14 +20,13 @@ def test_train_loader_batches(batch_size):
     batches = list(dm.train_dataloader())
     assert len(batches) == math.ceil(1000 / batch_size)
     last = 1000 - (len(batches) - 1) * batch_size
-    assert [len(X) for X, _, _ in batches] == [batch_size] * (len(batches) - 1) + [last]
-    for X, y, lengths in batches:
-        assert lengths == [len(X)]  # one minibatch a batch: steps_per_execution 1, the default
+    assert [len(X) for X, _ in batches] == [batch_size] * (len(batches) - 1) + [last]
+    for X, y in batches:
         assert X.shape == (len(X), 2) and y.shape == (len(X), 1)
         assert X.dtype == y.dtype == torch.float32
     # every training example exactly once per epoch, with its own label: the batches hold the rows of
     # [X, y], reordered (sorted by the first feature on both sides to compare them)
-    seen = torch.cat([torch.cat([X, y], dim=1) for X, y, _ in batches])
+    seen = torch.cat([torch.cat([X, y], dim=1) for X, y in batches])
     stored = torch.cat(dm.train_set.tensors, dim=1)
     assert torch.equal(seen[seen[:, 0].argsort()], stored[stored[:, 0].argsort()])
 
@@ -35,12 +34,13 @@ def test_train_loader_batches(batch_size):
 def test_split_sizes_and_evaluation_loaders():
     dm = make_data(num_examples=300, num_val=120, eval_batch_size=100)
     assert dm.train_set.tensors[0].shape == (300, 2) and dm.val_set.tensors[1].shape == (120, 1)
-    train_eval, held_out = dm.val_dataloader()
-    assert [len(X) for X, _ in train_eval] == [100, 100, 100]
-    assert [len(X) for X, _ in held_out] == [100, 20]
+    loaders = dm.val_dataloader()
+    assert list(loaders) == ["train", "val"]  # the names LinearRegressionScratch logs them under
+    assert [len(X) for X, _ in loaders["train"]] == [100, 100, 100]
+    assert [len(X) for X, _ in loaders["val"]] == [100, 20]
     # read in order, as views of the stored tensors
-    assert torch.equal(torch.cat([X for X, _ in held_out]), dm.val_set.tensors[0])
-    assert make_data(num_val=0).val_set is None and len(make_data(num_val=0).val_dataloader()) == 1
+    assert torch.equal(torch.cat([X for X, _ in loaders["val"]]), dm.val_set.tensors[0])
+    assert make_data(num_val=0).val_set is None and list(make_data(num_val=0).val_dataloader()) == ["train"]
 
 
 @pytest.mark.parametrize("noise", [0.01, 0.5])

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from linreg.safety import AtomicCheckpointIO, StopSignals
+from linreg.fault_tolerance import AtomicCheckpointIO, StopSignals
 from tests.claimer import claim_after
-from tests.conftest import ROOT, command
+from tests.conftest import TerminalRun, command
 
 train = command("train")
 
@@ -47,16 +47,12 @@ def test_runs_launched_together_get_folders_of_their_own(tmp_path):
     assert names == sorted(f"version_{n}" for n in range(1, 9))
 
 
-def start_and_wait_for_training(args: list[str]) -> subprocess.Popen:
-    """A CLI run in a new process, returned once its progress bar shows that training has begun."""
-    run = subprocess.Popen(
-        [sys.executable, "scripts/train.py", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    seen = b""
-    while b"Epoch 0:" not in seen:  # tqdm's first draw of the epoch's bar
-        chunk = run.stdout.read1(4096)
-        assert chunk, f"the run ended before training: {run.stderr.read().decode()[-2000:]}"
-        seen += chunk
+def start_and_wait_for_training(args: list[str]) -> TerminalRun:
+    """A CLI run at a terminal, returned once its progress bar shows that training has begun."""
+    run = TerminalRun(args)
+    while b"Epoch 0:" not in run.shown:  # tqdm's first draw of the epoch's bar
+        assert run.poll() is None, f"the run ended before training: {run.shown.decode()[-2000:]}"
+        time.sleep(0.005)
     return run
 
 
@@ -72,15 +68,15 @@ def test_a_signal_at_a_random_moment_stops_saves_and_resumes_exactly(tmp_path, s
     run = start_and_wait_for_training([*RUN, "--logdir", str(tmp_path)])
     time.sleep(delay)
     run.send_signal(signum)
-    out, err = (stream.decode() for stream in run.communicate(timeout=300))
-    assert run.returncode == 128 + signum, f"delay {delay:.2f} s: {err[-2000:]}"
+    out = run.communicate(timeout=300)[0].decode()
+    assert run.returncode == 128 + signum, f"delay {delay:.2f} s: {run.stderr_lines()[-20:]}"
     summary = json.loads((tmp_path / "version_0" / "summary.json").read_text())
     step = int(summary["status"].removeprefix("interrupted at step "))
     checkpoint = summary["checkpoint"]
     assert (
         f"{signal.Signals(signum).name}: stopped at step {step}; resume with: linreg-train --resume {checkpoint}" in out
     )
-    assert err == "" and 0 < step < 6000 and summary["global_step"] == step
+    assert run.stderr_lines() == [] and 0 < step < 6000 and summary["global_step"] == step
     # --resume alone: the checkpoint carries the run's settings
     assert final(train.run(["--resume", checkpoint])) == straight
 
@@ -243,8 +239,8 @@ def test_under_ddp_a_signal_to_one_rank_stops_every_rank_at_the_same_step(tmp_pa
     (rank_1,) = children_of(run.pid)
     time.sleep(random.Random(3).uniform(0.0, 0.3))
     subprocess.run(["kill", "-TERM", str(rank_1)], check=True)  # rank 1 alone: rank 0 must hear of it
-    out, err = (stream.decode() for stream in run.communicate(timeout=300))
-    assert run.returncode == 143, err[-2000:]
+    out = run.communicate(timeout=300)[0].decode()
+    assert run.returncode == 143, run.stderr_lines()[-20:]
     summary = json.loads((tmp_path / "version_0" / "summary.json").read_text())
     step = int(summary["status"].removeprefix("interrupted at step "))
     assert step % 10 == 0  # agreed where the ranks meet, every --log-every-n-steps updates

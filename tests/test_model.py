@@ -1,10 +1,15 @@
-"""LinearRegressionScratch's steps inside a real Trainer, checked against gradients and metrics by hand."""
+"""LinearRegressionScratch's steps inside a real Trainer, checked against gradients and metrics by hand: the
+plain core, and the CLI's stack (linreg/stack.py) where a test is about one of its layers."""
 
+import lightning as L
 import pytest
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 from linreg.data import SyntheticRegressionDataModule
+from linreg.functions import synthetic_data
 from linreg.model import LinearRegressionScratch
+from linreg.stack import Scratch, SyntheticData
 from tests.conftest import RecordingLogger, StepRecorder
 
 
@@ -35,9 +40,9 @@ def test_a_block_of_k_minibatches_is_k_hand_updates_in_sequence(make_trainer):
     # steps per execution: one Lightning batch carries 4 minibatches. 95 examples at batch 10 are 10
     # minibatches, the last of 5 examples: blocks of 4, 4 and 2 minibatches
     torch.manual_seed(0)
-    model = LinearRegressionScratch(num_inputs=2, lr=0.1, init_std=1.0)
+    model = Scratch(num_inputs=2, lr=0.1, init_std=1.0)
     recorder = StepRecorder()
-    dm = SyntheticRegressionDataModule(num_examples=95, num_val=0, batch_size=10, steps_per_execution=4)
+    dm = SyntheticData(num_examples=95, num_val=0, batch_size=10, steps_per_execution=4)
     trainer = make_trainer(max_epochs=1, callbacks=[recorder], limit_val_batches=0)
     trainer.fit(model, datamodule=dm)
     assert [block["lengths"] for block in recorder.steps] == [[10] * 4, [10] * 4, [10, 5]]
@@ -93,7 +98,32 @@ def test_epoch_metrics_equal_hand_computed_values(make_trainer):
     assert metrics["val/loss"].item() == pytest.approx(mse.item() / 2, rel=1e-5)
     assert metrics["val/mse"].item() == pytest.approx(mse.item(), rel=1e-5)
     assert metrics["val/r2"].item() == pytest.approx(r2.item(), rel=1e-5)
-    assert metrics["hp_metric"].item() == pytest.approx(mse.item() / 2, rel=1e-5)
+
+
+def test_the_plain_module_fits_any_xy_loader_in_a_stock_trainer():
+    # the design card's snippet: a TensorDataset, a shuffled DataLoader, Lightning's own Trainer. 1005
+    # examples at batch 10 are 101 steps an epoch, the last of 5 examples.
+    X, y = synthetic_data(torch.tensor([2.0, -3.4]), 4.2, 1005, generator=torch.Generator().manual_seed(0))
+    order = torch.Generator().manual_seed(1)  # the DataLoader's shuffling, replayed below
+    loader = DataLoader(TensorDataset(X, y), batch_size=10, shuffle=True, generator=order)
+    torch.manual_seed(2)
+    model = LinearRegressionScratch(num_inputs=2, lr=0.03)
+    w = model.w.detach().clone().requires_grad_(True)  # the book's loop from the same start
+    b = torch.zeros(1, requires_grad=True)
+    replay = DataLoader(TensorDataset(X, y), batch_size=10, shuffle=True, generator=torch.Generator().manual_seed(1))
+    for _ in range(3):
+        for X_batch, y_batch in replay:
+            l = ((X_batch @ w + b - y_batch) ** 2 / 2).sum()
+            l.backward()
+            with torch.no_grad():
+                for param in (w, b):
+                    param -= 0.03 * param.grad / len(X_batch)
+                    param.grad.zero_()
+    trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    trainer.fit(model, loader)
+    assert trainer.global_step == 303
+    assert (model.w.detach() - w.detach()).abs().max() <= 1e-6 and (model.b.detach() - b.detach()).abs().max() <= 1e-6
+    assert (w.detach().reshape(-1) - torch.tensor([2.0, -3.4])).abs().max() < 1e-2  # and it learned
 
 
 def test_init_follows_the_book():
@@ -105,9 +135,10 @@ def test_init_follows_the_book():
 
 
 def test_train_loss_is_the_mean_minibatch_loss_since_the_last_write(make_trainer):
+    # the steps-per-execution layer writes train/loss itself: the mean over the window, not the last value
     recorder, logger = StepRecorder(), RecordingLogger()
     trainer = make_trainer(max_steps=12, log_every_n_steps=4, callbacks=[recorder], logger=logger, limit_val_batches=0)
-    trainer.fit(LinearRegressionScratch(), datamodule=SyntheticRegressionDataModule(num_val=0))
+    trainer.fit(Scratch(), datamodule=SyntheticData(num_val=0))
     # the loss of each minibatch before its update, by hand: ½ mean (Xw + b - y)²
     losses = [((s["X"] @ s["w"] + s["b"] - s["y"]) ** 2 / 2).mean().item() for s in recorder.steps]
     written = logger.values("train/loss")

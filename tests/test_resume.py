@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from linreg.csv_data import CSVRegressionDataModule
-from linreg.tables import read_columns
+from linreg.data_files import read_columns
+from linreg.file_data import FileRegressionDataModule
 from tests.conftest import command
 
 train = command("train")
@@ -105,8 +105,8 @@ def test_a_csv_run_resumes_exactly_mid_epoch(tmp_path):
 
 def test_a_csv_resume_standardizes_with_the_checkpoints_statistics(tmp_path):
     path = houses(tmp_path)
-    saved = CSVRegressionDataModule(path, "price", seed=0)
-    other = CSVRegressionDataModule(path, "price", seed=1)  # another split: other statistics
+    saved = FileRegressionDataModule(path, "price", seed=0)
+    other = FileRegressionDataModule(path, "price", seed=1)  # another split: other statistics
     other.setup("fit")
     assert not torch.equal(other.mean, saved.mean)
     other.load_state_dict(saved.state_dict())  # what Lightning does after setup when resuming
@@ -147,7 +147,16 @@ def test_a_csv_whose_columns_changed_since_the_checkpoint_is_refused_in_one_line
     text = Path(path).read_text()
     Path(path).write_text(text.replace("area,age,price", "area,rooms,price", 1))  # same flags, other columns
     with pytest.raises(SystemExit) as exit_info:
-        train.run(["--resume", str(first / "checkpoints" / "last.ckpt"), "--logdir", str(tmp_path / "again")])
+        train.run(
+            [
+                "--resume",
+                str(first / "checkpoints" / "last.ckpt"),
+                "--max-epochs",
+                "2",
+                "--logdir",
+                str(tmp_path / "again"),
+            ]
+        )
     assert exit_info.value.code == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "to predict 'price' from area, age; this run asks for 'price' from area, rooms" in line
@@ -165,3 +174,39 @@ def test_a_run_on_another_loss_and_outliers_resumes_with_them(tmp_path):
         "huber_delta": 0.5,
         "outliers": 0.05,
     }
+
+
+def test_resuming_a_finished_run_alone_says_so_in_one_line_before_any_folder(tmp_path, capsys):
+    # the README's `--resume .../last.ckpt` of a run that reached its --max-epochs: nothing left to train
+    _, first = run(tmp_path / "logs")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        train.run(["--resume", str(first / "checkpoints" / "last.ckpt")])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("train.py: error: the checkpoint's run has finished 3 epochs (300 steps)")
+    assert line.endswith("--max-epochs N (N > 3)")
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["version_0"]  # no empty version_1
+
+
+def test_a_new_max_epochs_lifts_the_max_steps_the_run_stopped_at(tmp_path, capsys):
+    # --max-steps 150 stops in the middle of epoch 2; `--max-epochs 4` then means: go on to the end of epoch 4
+    straight, _ = run(tmp_path, "--max-epochs", "4")
+    _, first = run(tmp_path, "--max-steps", "150", "--checkpoint-every-n-steps", "150")
+    capsys.readouterr()
+    resumed, _ = run(tmp_path, "--max-epochs", "4", "--resume", str(first / "checkpoints" / "last-step.ckpt"))
+    assert (
+        "resuming with --max-steps -1: the checkpoint's run stopped at its --max-steps 150" in capsys.readouterr().out
+    )
+    assert resumed["global_step"] == 400 and resumed["hparams"]["max_steps"] == -1
+    assert (resumed["w"], resumed["b"]) == (straight["w"], straight["b"])  # bit for bit
+
+
+def test_resuming_a_max_steps_run_without_a_new_limit_says_how_to_go_further(tmp_path, capsys):
+    _, first = run(tmp_path, "--max-steps", "150", "--checkpoint-every-n-steps", "150")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        train.run(["--resume", str(first / "checkpoints" / "last-step.ckpt")])
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "has taken 150 steps, its --max-steps 150: nothing is left to train" in line

@@ -12,7 +12,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from linreg.data import SyntheticRegressionDataModule
 from linreg.figures import read_scalars
-from tests.conftest import ROOT, command
+from tests.conftest import ROOT, TerminalRun, command
 
 train = command("train")
 
@@ -23,12 +23,11 @@ TAGS |= {"params/w_0", "params/w_1", "params/b", "params/w_error", "params/b_err
 scalars = read_scalars
 
 
-# Every line a default run may print (issue 13): the project's own, and its one progress bar.
+# Every line a default run may print on stdout (issue 13): the project's own. Its one progress bar goes to
+# stderr, and only where stderr is a terminal.
 ALLOWED_LINES = {
     "start": r"seed \d+, device \w+",
     "conditioning": r"conditioning: XᵀX/n has condition number [\d.e+]+, so lr above [\d.e+-]+ diverges",
-    # tqdm, redrawn in place: "Training" until the first epoch starts, then "Epoch N" with the updates done
-    "bar": r"(Training: +\|.*|Epoch \d+: +\d+%\|.*\| \d+/\d+) \[.*it/s.*\]",
     "epoch": r"epoch \d+, loss \d+\.\d{6}(, val loss \d+\.\d{6})?",
     "errors": r"error in estimating [wb]: .+",
     "sgd": r"sgd: +w.+, b .+, loss .+",
@@ -37,17 +36,12 @@ ALLOWED_LINES = {
 }
 
 
-def terminal_lines(text: str) -> list[str]:
-    """What the terminal shows, a piece at a time: lines and the progress bar's redraws (split at \\r)."""
-    text = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)  # cursor moves of tqdm, if any
-    return [piece.strip() for piece in re.split(r"[\r\n]", text) if piece.strip()]
-
-
 def kinds_of_lines(out: subprocess.CompletedProcess, allowed: dict[str, str] = ALLOWED_LINES) -> set[str]:
-    """The kinds of `allowed` lines a run printed; fails on any other line, and on anything on stderr."""
-    assert out.stderr == ""
+    """The kinds of `allowed` lines a run printed; fails on any other line, on a carriage return (a
+    redraw), and on anything on stderr."""
+    assert out.stderr == "" and "\r" not in out.stdout
     kinds = set()
-    for line in terminal_lines(out.stdout):
+    for line in out.stdout.splitlines():
         kind = next((k for k, pattern in allowed.items() if re.fullmatch(pattern, line)), None)
         assert kind is not None, f"a line that is not the project's: {line!r}"
         kinds.add(kind)
@@ -70,9 +64,29 @@ def book_run(tmp_path_factory):
 
 def test_default_run_prints_the_projects_lines_and_nothing_else(book_run):
     out, _ = book_run
-    assert kinds_of_lines(out) == set(ALLOWED_LINES)  # each kind, and no banner, tip, warning or other bar
+    assert kinds_of_lines(out) == set(ALLOWED_LINES)  # each kind, and no banner, tip, warning or bar
     assert len(re.findall(r"^epoch \d", out.stdout, re.M)) == 3
     assert "Validation" not in out.stdout and "GPU available" not in out.stdout
+
+
+def test_a_redirected_default_run_prints_the_readmes_lines_verbatim(tmp_path):
+    # `linreg-train > run.log` (CI, a batch system): no bar and no redraw, and every line stands in the
+    # README's quick start as it is printed, the run folder too (the default --logdir, in a fresh folder)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "train.py")], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert out.stderr == "" and "\r" not in out.stdout
+    readme = (ROOT / "README.md").read_text().splitlines()
+    assert [line for line in out.stdout.splitlines() if line not in readme] == []
+    assert len(out.stdout.splitlines()) == 10
+
+
+def test_at_a_terminal_the_bar_goes_to_stderr_and_the_report_stays_clean(tmp_path):
+    run = TerminalRun(["--logdir", str(tmp_path)])  # stderr is a terminal: the bar is drawn there
+    out = subprocess.CompletedProcess(run.args, run.wait(300), run.stdout.read().decode(), "")
+    assert kinds_of_lines(out) == set(ALLOWED_LINES)
+    assert re.search(r"Epoch 2: 100%\|.*\| 100/100", run.shown.decode())  # the bar counts updates, to the end
+    assert run.stderr_lines() == []  # nothing but the bar
 
 
 def test_a_csv_run_is_quiet_too(tmp_path):
@@ -145,7 +159,7 @@ def test_hparams_tab_has_every_flag_and_the_final_metrics(book_run):
     events.Reload()
     content = events.PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
-    flags = {action.dest for action in train.build_parser()._actions} - {"help", "version"}
+    flags = {action.dest for action in train.build_parser().flags.values()} - {"help", "version"}
     assert set(start.session_start_info.hparams) == flags
     assert start.session_start_info.hparams["lr"].number_value == 0.03
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment

@@ -12,11 +12,13 @@ takes seconds. `--help`, `--version` and bad input never wait for it.
 """
 
 import argparse
+import contextlib
 import logging
 import math
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from linreg import __version__
@@ -24,11 +26,30 @@ from linreg.errors import USER_ERRORS, UsageError
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (not the usage block) and `--version`."""
+    """argparse with one-line errors (not the usage block), `--version`, and `flags`: every option string
+    given to `add_argument`, its own or a group's, with the action that add_argument returned."""
 
     def __init__(self, *args, **kwargs) -> None:
+        self.flags: dict[str, argparse.Action] = {}
         super().__init__(*args, **kwargs)
         self.add_argument("--version", action="version", version=f"linreg {__version__}")
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.flags |= dict.fromkeys(action.option_strings, action)
+        return action
+
+    def add_argument_group(self, *args, **kwargs):
+        group = super().add_argument_group(*args, **kwargs)
+        add_to_group = group.add_argument
+
+        def add_argument(*args, **kwargs) -> argparse.Action:
+            action = add_to_group(*args, **kwargs)
+            self.flags |= dict.fromkeys(action.option_strings, action)
+            return action
+
+        group.add_argument = add_argument
+        return group
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\n")
@@ -87,26 +108,59 @@ def gpu_available(accelerator: str, error: type[Exception] = UsageError) -> None
             raise error(f"--accelerator {accelerator}: no CUDA GPU is available on this machine")
 
 
-def quiet(prog: str) -> None:
-    """The terminal shows the project's lines: not Lightning's banners ("GPU available: ...", its tips,
-    "`Trainer.fit` stopped"), not its warnings about what this project does on purpose, and any other
-    warning as one line of ours. `--verbose` skips this."""
-    for name in ("lightning.pytorch", "lightning.fabric"):  # their info lines; warnings and errors stay
-        logging.getLogger(name).setLevel(logging.WARNING)
+# Their info lines: banners, tips, "fit stopped". The banners come from the rank_zero loggers, whose levels
+# importing Lightning leaves alone: it sets "lightning.pytorch" to INFO, also after these lines ran.
+LIGHTNING_LOGGERS = (
+    "lightning.pytorch",
+    "lightning.fabric",
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+)
+SILENCED = (  # Lightning's warnings about what this project does on purpose
     # The data lives in memory and a batch is one indexing op: worker processes would only add IPC.
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*isinstance.treespec, LeafSpec.*")  # Lightning vs torch>=2.9, harmless
-    warnings.filterwarnings("ignore", ".*The dirpath has changed from.*")  # --resume writes a new run folder
-    # The sampler's position travels in the checkpoint (InMemoryRegressionDataModule.blocks): it is resumable.
-    warnings.filterwarnings("ignore", ".*your dataloader is not resumable.*")
+    ".*does not have many workers.*",
+    ".*isinstance.treespec, LeafSpec.*",  # Lightning against torch>=2.9, harmless
+    ".*The dirpath has changed from.*",  # --resume writes a new run folder
+    # The sampler's position travels in the checkpoint (linreg.block_loading): the run is resumable.
+    ".*your dataloader is not resumable.*",
     # Lightning counts its batches against log_every_n_steps; a batch carries K updates here, and train/loss
     # and params/* are written every log_every_n_steps updates by the module itself.
-    warnings.filterwarnings("ignore", ".*is smaller than the logging interval.*")
-
-    def one_line(message, category, filename, lineno, file=None, line=None) -> None:
-        print(f"{prog}: warning: {str(message).strip().splitlines()[0]}", file=sys.stderr)
-
-    warnings.showwarning = one_line
+    ".*is smaller than the logging interval.*",
+)
 
 
-__all__ = ["USER_ERRORS", "Parser", "data_file", "fail", "finite", "gpu_available", "program", "quiet", "readable_file"]
+@contextlib.contextmanager
+def quieted(prog: str) -> Iterator[None]:
+    """While a command runs, the terminal shows the project's lines: not Lightning's banners ("GPU
+    available: ...", its tips), not its warnings about what this project does on purpose, and any other
+    warning as one line of ours. Everything is put back as it was on the way out: library code and
+    notebooks keep Python's own warnings and logging. `--verbose` skips this."""
+    levels = {name: logging.getLogger(name).level for name in LIGHTNING_LOGGERS}
+    with warnings.catch_warnings():  # restores the filters and showwarning on the way out
+        for name in LIGHTNING_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)  # warnings and errors stay
+        for message in SILENCED:
+            warnings.filterwarnings("ignore", message)
+
+        def one_line(message, category, filename, lineno, file=None, line=None) -> None:
+            print(f"{prog}: warning: {str(message).strip().splitlines()[0]}", file=sys.stderr)
+
+        warnings.showwarning = one_line
+        try:
+            yield
+        finally:
+            for name, level in levels.items():
+                logging.getLogger(name).setLevel(level)
+
+
+__all__ = [
+    "USER_ERRORS",
+    "Parser",
+    "data_file",
+    "fail",
+    "finite",
+    "gpu_available",
+    "program",
+    "quieted",
+    "readable_file",
+]

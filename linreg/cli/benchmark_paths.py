@@ -6,8 +6,8 @@ Paths, each run in a fresh process so that its peak memory is its own:
 - `book`: the reference text's loop as written (`linreg.book`: `random.shuffle` of a Python list,
   `torch.tensor` of each batch's indices), printing the whole-set loss after each epoch;
 - `book-tensor`: the same loop with a `torch.randperm` permutation sliced per batch;
-- `trainer`: `linreg-train`'s own Trainer with its default settings (progress bar, TensorBoard,
-  checkpoint, closed form, --steps-per-execution auto), built by `linreg.runner.build`;
+- `trainer`: `linreg-train`'s own Trainer with its default settings at a terminal (progress bar,
+  TensorBoard, checkpoint, closed form, --steps-per-execution auto), built by `linreg.runner.build`;
 - `trainer-k1`: the same at one SGD update per Lightning batch (`--steps-per-execution 1`): what steps
   per execution save;
 - `trainer-bare`: the same Trainer and module without any callback or logger: Lightning's own floor;
@@ -33,7 +33,9 @@ from pathlib import Path
 
 import torch
 
-from linreg.cli import Parser
+from linreg.cli import Parser, quieted
+
+PROG = "python -m linreg.cli.benchmark_paths"
 
 # name: (num_examples, num_features, batch_size, num_epochs, gpu_only)
 WORKLOADS = {
@@ -92,7 +94,7 @@ def trainer_path(workload: str, accelerator: str, logdir: str, without: str = ""
     """linreg-train's Trainer as the CLI builds it, less the pieces named in `without`."""
     import torch._dynamo  # noqa: F401  Lightning's first self.log imports it (~0.2 s): an import, not a step
 
-    import linreg.callbacks
+    import linreg.book_report
     from linreg.cli.train import build_parser
     from linreg.runner import build
 
@@ -115,11 +117,11 @@ def trainer_path(workload: str, accelerator: str, logdir: str, without: str = ""
     # The loop is timed alone: a long closed form is solved before it, not beside it as the CLI does (the
     # whole-process benchmark times the two together; here the solve's thread would slow the loop it shares
     # the cores with, ~1.06 -> ~1.4 ms a step at 1M x 100 while it runs).
-    linreg.callbacks.BACKGROUND_US = math.inf
+    linreg.book_report.BACKGROUND_US = math.inf
     if without == "k1":  # the default Trainer at one SGD update per Lightning batch
         argv, without = [*argv, "--steps-per-execution", "1"], ""
     start = time.perf_counter()
-    datamodule, model, trainer = build(build_parser().parse_args(argv))
+    datamodule, model, trainer = build(build_parser().parse_args(argv), progress_bar=True)  # as at a terminal
     model.on_train_start, model.on_train_end = stamp("start", model.on_train_start), stamp("end", model.on_train_end)
     if without:
         names = set().union(*ABLATIONS.values()) if without == "bare" else ABLATIONS[without]
@@ -158,12 +160,13 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    p = Parser(prog="python -m linreg.cli.benchmark_paths", description=__doc__.split("\n\n")[0])
+    p = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("--workload", required=True, choices=list(WORKLOADS))
     p.add_argument("--path", required=True, choices=ALL_PATHS)
     p.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
     p.add_argument("--result", required=True, help="the JSON file to write")
-    worker(p.parse_args())
+    with quieted(PROG):  # as linreg-train's main() runs: the same logging and warnings
+        worker(p.parse_args())
 
 
 if __name__ == "__main__":

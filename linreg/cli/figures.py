@@ -1,4 +1,4 @@
-"""Regenerate the README's figures (docs/figures/*.png) from fresh runs, and print their tables.
+"""Regenerate the README's figures (docs/figures/*.png) from fresh runs, and print their data_files.
 
     linreg-figures                 # about a minute on 2 cores (or: python scripts/figures.py)
 
@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from linreg.cli import Parser, program, sweep, train
+from linreg.cli import Parser, program, quieted, sweep, train
 
 FIGURES = Path(__file__).resolve().parents[2] / "docs" / "figures"  # the repository's, next to README.md
 
@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     from linreg.figures import read_scalars, trajectory_figure
 
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as logdir:
+    with tempfile.TemporaryDirectory() as logdir, quieted(program("figures.py")):
         run_dir = train.run(["--logdir", logdir])
         summary = json.loads((run_dir / "summary.json").read_text())
         closed = summary["closed_form"]

@@ -17,7 +17,7 @@ existing --output file is never overwritten.
 
 from pathlib import Path
 
-from linreg.cli import USER_ERRORS, Parser, data_file, fail, gpu_available, program, quiet, readable_file
+from linreg.cli import USER_ERRORS, Parser, data_file, fail, gpu_available, program, quieted, readable_file
 from linreg.errors import CheckpointError, DataError
 
 PROG = "predict.py"
@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> None:
         checkpoint = read_checkpoint(args.checkpoint)
         data_file("--data", args.data, DataError)
         gpu_available(args.accelerator, DataError)
-        predictions = run_predict(args, checkpoint)
-        from linreg.tables import write_with_column
+        with quieted(program(PROG)):
+            predictions = run_predict(args, checkpoint)
+        from linreg.data_files import write_with_column
 
         write_with_column(args.data, "prediction", predictions, args.output)
     except USER_ERRORS as e:
@@ -49,7 +50,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run_predict(args, checkpoint: dict):
-    quiet(program(PROG))
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     from linreg.prediction import predict  # Lightning: only once the input is known to be good

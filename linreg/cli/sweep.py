@@ -19,10 +19,10 @@ import json
 import math
 from pathlib import Path
 
-from linreg.cli import Parser, fail, program
+from linreg.cli import Parser, fail, program, quieted
 from linreg.cli import train as train_cli
 from linreg.errors import StorageError
-from linreg.rundir import claim
+from linreg.run_folders import claim
 
 COLUMNS = ["value", "train_loss", "val_loss", "w_error", "b_error", "excess_loss", "fit_seconds"]
 
@@ -52,7 +52,7 @@ def run(argv: list[str] | None = None) -> Path:
     )
     args, train_args = p.parse_known_args(argv)
     flag = f"--{args.param}"
-    actions = {option: action for action in train_cli.build_parser()._actions for option in action.option_strings}
+    actions = train_cli.build_parser().flags
     if flag not in actions or flag in ("--logdir", "--help"):
         p.error(f"--param {args.param}: linreg-train has no flag {flag}")
     on_off = actions[flag].nargs == 0  # store_true flags: --no-shuffle, --sort-by-label
@@ -99,7 +99,8 @@ def run(argv: list[str] | None = None) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     """The console script `linreg-sweep`."""
-    run(argv)
+    with quieted(program("sweep.py")):
+        run(argv)
 
 
 if __name__ == "__main__":

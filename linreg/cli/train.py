@@ -15,11 +15,12 @@ This file parses and checks; `linreg.runner` builds the Trainer and runs it.
 """
 
 import argparse
+import contextlib
+import sys
 from pathlib import Path
 
-from linreg.cli import USER_ERRORS, Parser, data_file, fail, finite, gpu_available, program, readable_file
+from linreg.cli import USER_ERRORS, Parser, data_file, fail, finite, gpu_available, program, quieted, readable_file
 from linreg.errors import CheckpointError, DataError, StorageError, UsageError
-from linreg.rundir import launching_process
 
 PROG = "train.py"
 
@@ -105,7 +106,7 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     )
     g.add_argument("--verbose", action="store_true", help="also show Lightning's own messages, bars and warnings")
     if not defaults:
-        for action in p._actions:
+        for action in p.flags.values():  # the actions add_argument returned: no default, so absent unless given
             action.default = argparse.SUPPRESS
     return p
 
@@ -149,48 +150,6 @@ def check(args: argparse.Namespace) -> None:
     gpu_available(args.accelerator)
 
 
-# What a resumed run may change: how long it goes on, what it logs and saves, where it runs and writes.
-# Anything else (data, model, lr, batch size, seed, steps per execution, ...) would make it another run.
-SAFE_TO_CHANGE = {
-    "max_epochs", "max_steps", "log_every_n_steps", "checkpoint_every_n_steps", "checkpoint_every_seconds",
-    "accelerator", "devices", "strategy", "num_nodes", "logdir", "closed_form", "verbose",
-}  # fmt: skip
-
-
-def shown(value) -> str:
-    """A flag's value as typed: `1 2 3` for a list, `not given` for None."""
-    if value is None:
-        return "not given"
-    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
-
-
-def resumed(args: argparse.Namespace, argv: list[str] | None, checkpoint: dict) -> argparse.Namespace:
-    """The checkpoint's run settings, with the flags given now where they are safe to change (one line
-    each); a flag that contradicts the checkpoint's run ends here, with both values, before any training."""
-    from linreg import __version__
-
-    saved = checkpoint.get("linreg")
-    if not isinstance(saved, dict) or "flags" not in saved:
-        raise CheckpointError(f"{args.resume}: holds no run settings (an older linreg wrote it): start a new run")
-    if saved.get("version") != __version__:
-        raise CheckpointError(f"{args.resume}: written by linreg {saved.get('version')}, this is linreg {__version__}")
-    explicit = build_parser(defaults=False).parse_args(argv)  # only the flags on this command line
-    flags = {**vars(args), **saved["flags"], "resume": args.resume}
-    for name, value in vars(explicit).items():
-        flag, before = "--" + name.replace("_", "-"), flags.get(name)
-        if name == "resume" or value == before:
-            continue
-        if name not in SAFE_TO_CHANGE:
-            raise UsageError(
-                f"{flag} {shown(value)} contradicts the checkpoint's run ({flag} {shown(before)}): resume "
-                "without it, or start a new run"
-            )
-        if launching_process():  # not once more from each DDP rank
-            print(f"resuming with {flag} {shown(value)} (the checkpoint's run had {shown(before)})")
-        flags[name] = value
-    return argparse.Namespace(**flags)
-
-
 def run(argv: list[str] | None = None) -> Path:
     """The command on `argv`: its run folder, or SystemExit with the status (2: bad input, 1: diverged or
     a file that cannot be written, 130 or 143: stopped by SIGINT or SIGTERM)."""
@@ -200,9 +159,10 @@ def run(argv: list[str] | None = None) -> Path:
         checkpoint = None
         if args.resume is not None:
             from linreg.checkpoint import read_checkpoint  # torch only
+            from linreg.cli.resume import resumed
 
             checkpoint = read_checkpoint(args.resume)
-            args = resumed(args, argv, checkpoint)
+            args = resumed(args, build_parser(defaults=False).parse_args(argv), checkpoint)
             check(args)
         from linreg.runner import run  # Lightning, seconds to import: only once the input is known to be good
 
@@ -215,7 +175,9 @@ def run(argv: list[str] | None = None) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     """The console script `linreg-train` (it exits with what this returns: nothing, status 0)."""
-    run(argv)
+    verbose = "--verbose" in (sys.argv[1:] if argv is None else argv)
+    with contextlib.nullcontext() if verbose else quieted(program(PROG)):
+        run(argv)
 
 
 if __name__ == "__main__":

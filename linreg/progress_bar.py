@@ -1,26 +1,32 @@
-"""The progress bar: Lightning's tqdm bar, counting SGD updates and redrawn at most every 0.1 s.
+"""The progress bar: Lightning's tqdm bar on stderr, counting SGD updates and redrawn at most every 0.1 s.
 
-    trainer = L.Trainer(callbacks=[ProgressBar()])
+    trainer = L.Trainer(callbacks=[ProgressBar()])     # linreg-train adds it when stderr is a terminal
 
 One bar: the epoch-end evaluations get none unless asked (`evaluation_bars=True`, `linreg-train --verbose`).
+The bar goes to stderr, as tqdm's own default does, and the book's lines to stdout: `linreg-train >
+run.log` keeps the report clean, and tqdm clears the bar before each line so that a terminal shows both.
 """
 
 import math
+import sys
 import time
 
 import lightning as L
 from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 
-from linreg.sampler import Blocks
+from linreg import lightning_internals as internals
+from linreg.block_loading import BlockSampler
+from linreg.steps_per_execution import UpdateCallback
 
 
-class ProgressBar(TQDMProgressBar):
+class ProgressBar(TQDMProgressBar, UpdateCallback):
     """Lightning's tqdm bar counting SGD updates (not Lightning's batches, which carry several: steps per
     execution), redrawn at most every `min_interval` seconds and at the end of each epoch, showing the
     module's last written `train/loss`; tqdm's rate is then updates per second.
 
-    A redraw costs ~0.4 ms, four times the book's whole SGD step at batch 10: drawing after every step
-    would make the bar the slowest part of training. Ten redraws a second still look continuous.
+    A redraw costs several times the book's whole SGD step at batch 10 (docs/performance.md): drawing
+    after every step would make the bar the slowest part of training. Ten redraws a second look continuous.
     """
 
     def __init__(self, min_interval: float = 0.1, evaluation_bars: bool = False) -> None:
@@ -28,12 +34,36 @@ class ProgressBar(TQDMProgressBar):
         self.min_interval = min_interval
         self.evaluation_bars = evaluation_bars  # Lightning's flashing bars for each epoch-end evaluation
         self.last_draw = -math.inf  # the first update is drawn at once
-        self.train_blocks: Blocks | None = None
+        self.train_blocks: BlockSampler | None = None
 
-    def blocks(self) -> Blocks | None:
-        """The training loader's Blocks: its position is the bar's count."""
+    def init_train_tqdm(self) -> Tqdm:
+        return Tqdm(
+            desc=self.train_description,
+            position=2 * self.process_position,
+            disable=self.is_disabled,
+            leave=True,
+            dynamic_ncols=True,
+            file=sys.stderr,
+            smoothing=0,
+            bar_format=self.BAR_FORMAT,
+        )
+
+    def init_validation_tqdm(self) -> Tqdm:
+        has_main_bar = self.trainer.state.fn != "validate"  # trainer.validate() has no training bar
+        return Tqdm(
+            desc=self.validation_description,
+            position=2 * self.process_position + has_main_bar,
+            disable=self.is_disabled,
+            leave=not has_main_bar,
+            dynamic_ncols=True,
+            file=sys.stderr,
+            bar_format=self.BAR_FORMAT,
+        )
+
+    def blocks(self) -> BlockSampler | None:
+        """The training loader's BlockSampler: its position is the bar's count."""
         sampler = getattr(self.trainer.train_dataloader, "sampler", None)
-        return sampler if isinstance(sampler, Blocks) else None
+        return sampler if isinstance(sampler, BlockSampler) else None
 
     @property
     def total_train_batches(self) -> int | float:
@@ -43,7 +73,7 @@ class ProgressBar(TQDMProgressBar):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
         self.train_blocks = self.blocks()  # looked up once (the loader is set up by now), not at every update
-        if trainer.fit_loop.restarted_mid_epoch:  # resumed mid-epoch: Lightning skips on_train_epoch_start,
+        if internals.restarted_mid_epoch(trainer):  # resumed mid-epoch: Lightning skips on_train_epoch_start,
             self.on_train_epoch_start(trainer, pl_module)  # which gives the bar its total and "Epoch N"
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:

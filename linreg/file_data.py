@@ -1,9 +1,9 @@
 """Your own data: a CSV or Parquet file as a LightningDataModule, its features standardized on the training split.
 
-    dm = CSVRegressionDataModule("houses.csv", target="price", features=["area", "age"], val_fraction=0.2)
-    dm = CSVRegressionDataModule("houses.parquet", target="price")
+    dm = FileRegressionDataModule("houses.csv", target="price", features=["area", "age"], val_fraction=0.2)
+    dm = FileRegressionDataModule("houses.parquet", target="price")
 
-- Read by `linreg.tables` (pyarrow): a CSV file needs a header row of distinct names (a UTF-8 byte-order
+- Read by `linreg.data_files` (pyarrow): a CSV file needs a header row of distinct names (a UTF-8 byte-order
   mark is fine), a Parquet file numeric columns; every cell must be a finite number. `features` defaults
   to every column but the target, and may not include it.
 - The held-out split, `num_val` rows or `val_fraction` of them, is drawn with the seed.
@@ -19,10 +19,10 @@ Bad input raises `DataError` with one line naming the file, and the line and col
 
 import torch
 
-from linreg.data import InMemoryRegressionDataModule
+from linreg.data import RegressionDataModule
+from linreg.data_files import read_columns, read_header
 from linreg.errors import DataError
 from linreg.sampler import derive_seed
-from linreg.tables import read_columns, read_header
 
 SPLIT_STREAM = -3  # the held-out split's RNG stream of the seed (see linreg.data)
 
@@ -32,7 +32,7 @@ def standardize(X: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch
     return (X - mean) / std
 
 
-class CSVRegressionDataModule(InMemoryRegressionDataModule):
+class FileRegressionDataModule(RegressionDataModule):
     """y = the `target` column, X = the `features` columns (standardized); see the module docstring."""
 
     def __init__(
@@ -46,7 +46,6 @@ class CSVRegressionDataModule(InMemoryRegressionDataModule):
         seed: int = 0,
         eval_batch_size: int = 65536,
         shuffle: bool = True,
-        steps_per_execution: int = 1,
     ) -> None:
         super().__init__()
         header = read_header(path)
@@ -141,7 +140,6 @@ class CSVRegressionDataModule(InMemoryRegressionDataModule):
         --val-fraction draws another split): the tensors are made again with the saved ones.
         """
         self.check_resume(state)
-        super().load_state_dict(state)
         mean, std = state["mean"].double(), state["std"].double()
         if not (torch.equal(mean, self.mean) and torch.equal(std, self.std)):  # another split: read the rows again
             hp = self.hparams

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from linreg.csv_data import CSVRegressionDataModule
+from linreg.file_data import FileRegressionDataModule
 from tests.conftest import command
 
 train, predict = command("train"), command("predict")
@@ -27,14 +27,14 @@ def houses(tmp_path):
 
 
 def test_split_and_standardization_use_the_training_rows_only(houses):
-    dm = CSVRegressionDataModule(str(houses), "price", num_val=50, seed=1)
+    dm = FileRegressionDataModule(str(houses), "price", num_val=50, seed=1)
     dm.setup("fit")
     X = dm.train_set.tensors[0]
     assert X.shape == (250, 2) and dm.val_set.tensors[0].shape == (50, 2) and dm.feature_names == ["area", "age"]
     torch.testing.assert_close(X.double().mean(0), torch.zeros(2, dtype=torch.float64), atol=1e-5, rtol=0)
     torch.testing.assert_close(X.double().std(0), torch.ones(2, dtype=torch.float64), atol=1e-5, rtol=0)
     assert not torch.allclose(dm.val_set.tensors[0].double().mean(0), torch.zeros(2, dtype=torch.float64), atol=1e-3)
-    other = CSVRegressionDataModule(str(houses), "price", num_val=50, seed=2)
+    other = FileRegressionDataModule(str(houses), "price", num_val=50, seed=2)
     assert not torch.equal(dm.val_rows, other.val_rows)  # the split is drawn with the seed
 
 
@@ -83,9 +83,9 @@ def test_a_byte_order_mark_is_not_part_of_the_first_columns_name(houses, tmp_pat
     excel = tmp_path / "excel.csv"
     excel.write_text(houses.read_text(), encoding="utf-8-sig")  # what Excel's "CSV UTF-8" writes
     assert excel.read_bytes()[:3] == b"\xef\xbb\xbf"
-    dm = CSVRegressionDataModule(str(excel), "price", features=["area", "age"])
+    dm = FileRegressionDataModule(str(excel), "price", features=["area", "age"])
     assert dm.feature_names == ["area", "age"]
-    assert torch.equal(dm.table, CSVRegressionDataModule(str(houses), "price").table)
+    assert torch.equal(dm.table, FileRegressionDataModule(str(houses), "price").table)
 
 
 def predictions(capsys, checkpoint, data) -> list[str]:

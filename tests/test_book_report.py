@@ -9,14 +9,13 @@ import lightning as L
 import pytest
 import torch
 
-import linreg.callbacks
-from linreg.callbacks import BookReport
-from linreg.data import SyntheticRegressionDataModule
+import linreg.book_report
+from linreg.book_report import BookReport
+from linreg.fast_hooks import NoProfiler
+from linreg.fault_tolerance import StepCheckpoint
 from linreg.figures import read_scalars
-from linreg.hooks import NoProfiler
-from linreg.model import LinearRegressionScratch
-from linreg.progress import ProgressBar
-from linreg.safety import StepCheckpoint
+from linreg.progress_bar import ProgressBar
+from linreg.stack import Scratch, SyntheticData
 from tests.conftest import RecordingLogger, command
 
 
@@ -36,7 +35,7 @@ def test_progress_bar_redraws_at_most_every_min_interval_and_at_epoch_end(make_t
     trainer = make_trainer(
         max_epochs=1, limit_val_batches=0, enable_progress_bar=True, callbacks=[ProgressBar(min_interval), watcher]
     )
-    trainer.fit(LinearRegressionScratch(), datamodule=SyntheticRegressionDataModule(num_examples=100, num_val=0))
+    trainer.fit(Scratch(), datamodule=SyntheticData(num_examples=100, num_val=0))
     assert watcher.drawn == expected
 
 
@@ -45,8 +44,8 @@ def test_progress_bar_counts_sgd_updates_not_blocks(make_trainer):
     trainer = make_trainer(
         max_epochs=1, limit_val_batches=0, enable_progress_bar=True, callbacks=[ProgressBar(0.0), watcher]
     )
-    dm = SyntheticRegressionDataModule(num_examples=100, num_val=0, steps_per_execution=4)  # blocks of 4, 4, 2
-    trainer.fit(LinearRegressionScratch(), datamodule=dm)
+    dm = SyntheticData(num_examples=100, num_val=0, steps_per_execution=4)  # blocks of 4, 4, 2
+    trainer.fit(Scratch(), datamodule=dm)
     assert trainer.progress_bar_callback.train_progress_bar.total == 10  # updates in the epoch
     assert watcher.drawn == [4, 8, 10]  # after each block, the updates done so far
 
@@ -70,8 +69,8 @@ class HookWatcher(L.Callback):
 def test_the_cheaper_hook_bookkeeping_still_calls_every_hook_under_its_name(make_trainer):
     watcher = HookWatcher()
     trainer = make_trainer(max_steps=7, profiler=NoProfiler(), callbacks=[watcher])
-    model = LinearRegressionScratch()  # sets _current_fx_name without nn.Module's checks (FastHookName)
-    trainer.fit(model, datamodule=SyntheticRegressionDataModule(num_examples=100, steps_per_execution=3))
+    model = Scratch()  # sets _current_fx_name without nn.Module's checks (FastHookName)
+    trainer.fit(model, datamodule=SyntheticData(num_examples=100, steps_per_execution=3))
     hooks = ["on_before_backward", "on_after_backward", "on_before_optimizer_step"]
     # 7 updates, 3 hooks each, in order, each seeing its own name: Lightning reads the name back, e.g. to
     # check where self.log is called from, so a stale one would misfire
@@ -80,9 +79,9 @@ def test_the_cheaper_hook_bookkeeping_still_calls_every_hook_under_its_name(make
 
 def test_parameter_trajectories_thin_out_with_many_features_but_errors_do_not(make_trainer):
     logger = RecordingLogger()
-    dm = SyntheticRegressionDataModule(true_w=None, num_features=40, num_examples=500, num_val=0)
+    dm = SyntheticData(true_w=None, num_features=40, num_examples=500, num_val=0)
     trainer = make_trainer(max_epochs=1, log_every_n_steps=5, logger=logger, callbacks=[BookReport()])
-    trainer.fit(LinearRegressionScratch(num_inputs=40), datamodule=dm)
+    trainer.fit(Scratch(num_inputs=40), datamodule=dm)
     every = 5 * math.ceil(41 / 16)  # 41 parameters: written every 3 x log_every_n_steps
     assert [step for step, _ in logger.values("params/w_39")] == [0, *range(every, 50, every), 50]
     assert [step for step, _ in logger.values("params/w_error")] == list(range(0, 51, 5))
@@ -91,7 +90,7 @@ def test_parameter_trajectories_thin_out_with_many_features_but_errors_do_not(ma
 def test_book_report_prints_the_books_lines(make_trainer, capsys):
     logger = RecordingLogger()
     trainer = make_trainer(max_epochs=2, logger=logger, callbacks=[BookReport()])
-    trainer.fit(LinearRegressionScratch(), datamodule=SyntheticRegressionDataModule(num_examples=200, num_val=100))
+    trainer.fit(Scratch(), datamodule=SyntheticData(num_examples=200, num_val=100))
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
     printed = [re.fullmatch(r"epoch (\d), loss (\d+\.\d{6}), val loss (\d+\.\d{6})", line).groups() for line in lines]
     assert [epoch for epoch, _, _ in printed] == ["1", "2"]
@@ -105,7 +104,7 @@ def test_book_report_prints_the_books_lines(make_trainer, capsys):
 
 def test_step_checkpoint_without_a_model_checkpoint_saves_under_the_root_dir(make_trainer, tmp_path):
     trainer = make_trainer(max_steps=7, limit_val_batches=0, callbacks=[StepCheckpoint(5)])  # checkpointing off
-    trainer.fit(LinearRegressionScratch(), datamodule=SyntheticRegressionDataModule(num_val=0))
+    trainer.fit(Scratch(), datamodule=SyntheticData(num_val=0))
     saved = torch.load(tmp_path / "checkpoints" / "last-step.ckpt", weights_only=True)
     assert saved["global_step"] == 5
 
@@ -115,10 +114,10 @@ def test_the_logger_writes_one_event_per_call_with_the_same_scalars_as_add_scala
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
     from linreg.figures import read_scalars
-    from linreg.loggers import TensorBoard
+    from linreg.tensorboard_logger import MergedTensorBoardLogger
 
     writes = [({"train/loss": 0.5, "params/w_0": torch.tensor(2.0), "params/b": -1.25}, 0), ({"train/loss": 0.25}, 10)]
-    for logger in (TensorBoard(tmp_path, name="merged"), TensorBoardLogger(tmp_path, name="stock")):
+    for logger in (MergedTensorBoardLogger(tmp_path, name="merged"), TensorBoardLogger(tmp_path, name="stock")):
         for metrics, step in writes:
             logger.log_metrics(metrics, step)
         logger.finalize("success")
@@ -146,10 +145,10 @@ def test_a_closed_form_solved_beside_training_is_the_one_solved_before_it(tmp_pa
     train = command("train")
     args = ["--max-epochs", "2", "--weight-decay", "0.01"]
     runs = {}
-    for name, threshold in (("before", linreg.callbacks.BACKGROUND_US), ("beside", 0)):
-        monkeypatch.setattr(linreg.callbacks, "BACKGROUND_US", threshold)
+    for name, threshold in (("before", linreg.book_report.BACKGROUND_US), ("beside", 0)):
+        monkeypatch.setattr(linreg.book_report, "BACKGROUND_US", threshold)
         if name == "beside":
-            monkeypatch.setattr(linreg.callbacks, "closed_form", slowly(linreg.callbacks.closed_form))
+            monkeypatch.setattr(linreg.book_report, "closed_form", slowly(linreg.book_report.closed_form))
         run_dir = train.run(["--logdir", str(tmp_path / name), *args])
         summary = json.loads((run_dir / "summary.json").read_text())
         runs[name] = summary, capsys.readouterr().out, read_scalars(run_dir)

@@ -8,7 +8,7 @@ both take version_N and overwrite each other's summary, checkpoints and events. 
 with `mkdir`, which fails if another process made it first: the loser tries the next number.
 
 Under DDP only the launching process claims; Lightning starts the other ranks with its environment, which
-carries the claimed folder in LINREG_RUN_DIR (`handed_down`).
+carries the claimed folder in LINREG_RUN_DIR (`inherited_run_dir`).
 """
 
 import os
@@ -42,7 +42,7 @@ def launching_process() -> bool:
     return all(int(os.environ.get(name, "0")) == 0 for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
-def handed_down() -> Path | None:
+def inherited_run_dir() -> Path | None:
     """The run folder the launching process claimed, in a DDP rank it started; None elsewhere."""
     value = os.environ.get(ENV)
     return Path(value) if value else None

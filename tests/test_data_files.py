@@ -1,4 +1,4 @@
-"""Reading data files (linreg/tables.py): pyarrow's CSV and Parquet readers, and the one-line errors."""
+"""Reading data files (linreg/data_files.py): pyarrow's CSV and Parquet readers, and the one-line errors."""
 
 import csv
 import io
@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from linreg import tables
+from linreg import data_files
 from linreg.errors import DataError
 from tests.conftest import command
 
@@ -26,16 +26,16 @@ def write_csv(path, header, rows):
 
 def test_pyarrow_reads_every_number_bit_for_bit_as_python_does(tmp_path):
     path = write_csv(tmp_path / "t.csv", ["a", "b"], list(zip(TRICKY, reversed(TRICKY), strict=True)))
-    fast = tables.read_csv(path, ["a", "b"], ["a", "b"])
+    fast = data_files.read_csv(path, ["a", "b"], ["a", "b"])
     assert fast is not None  # read by pyarrow, not handed to the diagnosis
-    assert torch.equal(fast, tables.diagnose_csv(path, ["a", "b"], ["a", "b"]))
+    assert torch.equal(fast, data_files.diagnose_csv(path, ["a", "b"], ["a", "b"]))
     assert fast[:, 0].tolist() == [float(t) for t in TRICKY]
 
 
 def test_a_good_file_is_read_once_by_pyarrow(tmp_path, monkeypatch):
     path = write_csv(tmp_path / "t.csv", ["x", "y"], [(i, 2 * i) for i in range(100)])
-    monkeypatch.setattr(tables, "diagnose_csv", lambda *args: pytest.fail("a good file went to the slow reader"))
-    assert tables.read_columns(path, ["y"]).reshape(-1).tolist() == [2.0 * i for i in range(100)]
+    monkeypatch.setattr(data_files, "diagnose_csv", lambda *args: pytest.fail("a good file went to the slow reader"))
+    assert data_files.read_columns(path, ["y"]).reshape(-1).tolist() == [2.0 * i for i in range(100)]
 
 
 @pytest.mark.parametrize(
@@ -51,13 +51,13 @@ def test_a_good_file_is_read_once_by_pyarrow(tmp_path, monkeypatch):
 def test_bad_csv_cells_are_named_by_line_and_column(tmp_path, text, words):
     (tmp_path / "t.csv").write_text(text)
     with pytest.raises(DataError) as error:
-        tables.read_columns(tmp_path / "t.csv", ["x", "y"])
+        data_files.read_columns(tmp_path / "t.csv", ["x", "y"])
     assert all(word in str(error.value) for word in words), str(error.value)
 
 
 def test_padded_numbers_and_blank_lines_still_read(tmp_path):
     (tmp_path / "t.csv").write_text("x , y\n 1 , 2\n\n3,4\n")  # pyarrow refuses the spaces: Python reads them
-    assert tables.read_columns(tmp_path / "t.csv", ["x", "y"]).tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert data_files.read_columns(tmp_path / "t.csv", ["x", "y"]).tolist() == [[1.0, 2.0], [3.0, 4.0]]
 
 
 @pytest.mark.parametrize(
@@ -72,7 +72,7 @@ def test_padded_numbers_and_blank_lines_still_read(tmp_path):
 def test_bad_parquet_columns_are_named_by_row_and_column(tmp_path, columns, words):
     pq.write_table(pa.table(columns), tmp_path / "t.parquet")
     with pytest.raises(DataError) as error:
-        tables.read_columns(tmp_path / "t.parquet", ["x", "y"])
+        data_files.read_columns(tmp_path / "t.parquet", ["x", "y"])
     assert all(word in str(error.value) for word in words), str(error.value)
 
 
@@ -81,7 +81,7 @@ def test_a_truncated_parquet_file_is_one_line(tmp_path):
     data = (tmp_path / "t.parquet").read_bytes()
     (tmp_path / "t.parquet").write_bytes(data[: len(data) // 2])
     with pytest.raises(DataError, match="not a readable Parquet file"):
-        tables.read_header(tmp_path / "t.parquet")
+        data_files.read_header(tmp_path / "t.parquet")
 
 
 def test_parquet_integers_and_decimals_are_read_as_float64(tmp_path):
@@ -89,7 +89,7 @@ def test_parquet_integers_and_decimals_are_read_as_float64(tmp_path):
 
     x = pa.array([decimal.Decimal("1.25"), decimal.Decimal("-3.50")], pa.decimal128(5, 2))
     pq.write_table(pa.table({"x": x, "n": pa.array([7, -2], pa.int32())}), tmp_path / "t.parquet")
-    assert tables.read_columns(tmp_path / "t.parquet", ["n", "x"]).tolist() == [[7.0, 1.25], [-2.0, -3.5]]
+    assert data_files.read_columns(tmp_path / "t.parquet", ["n", "x"]).tolist() == [[7.0, 1.25], [-2.0, -3.5]]
 
 
 def houses(n=200):

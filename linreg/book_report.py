@@ -1,5 +1,5 @@
-"""Lightning callbacks: the book's report of a run (the progress bar: linreg/progress.py; step checkpoints:
-linreg/safety.py).
+"""Lightning callbacks: the book's report of a run (the progress bar: linreg/progress_bar.py; step checkpoints:
+linreg/fault_tolerance.py).
 
 - `BookReport`: everything the book and its text report about a run, with nothing changed in training:
   - after every epoch, the book's line `epoch 1, loss 0.036131, val loss 0.036610`;
@@ -10,10 +10,10 @@ linreg/safety.py).
     them drawn from the run's own event file (`params/trajectories`, the IMAGES tab).
 
 Lightning calls callbacks once per batch, and a batch here is a block of K updates (steps per execution):
-what must happen per update is in `on_train_update_end`, which the module calls after each one.
+what must happen per update is in `on_train_update_end` (linreg/steps_per_execution.py).
 
-One callback rather than three on purpose: Lightning calls every hook of every callback at every step,
-about 2 µs each, and at batch 10 the book's whole step takes 70 µs.
+One callback rather than three on purpose: Lightning calls every hook of every callback at every batch,
+a cost of the same order as the book's whole update at batch 10 (docs/performance.md).
 """
 
 import math
@@ -24,8 +24,9 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
+from linreg.block_loading import BlockSampler
 from linreg.closed_form import ClosedForm, closed_form, excess_loss, solve_us, worth_solving
-from linreg.sampler import Blocks
+from linreg.steps_per_execution import UpdateCallback
 
 SCALARS_PER_WRITE = 16  # params/* written per log_every_n_steps, on average: a scalar costs ~30 µs to write
 BACKGROUND_US = 50_000  # a closed form expected to take longer (linreg.closed_form.solve_us) is solved beside training
@@ -68,7 +69,7 @@ def parameter_errors(module: L.LightningModule, datamodule) -> tuple[torch.Tenso
     return true_w.double() - w, datamodule.true_b - module.b.item()
 
 
-class BookReport(L.Callback):
+class BookReport(UpdateCallback):
     """The book's epoch lines, the closed-form reference, and the parameters' trajectories.
 
     `params/w_error` and `params/b_error` are written every `log_every_n_steps` SGD steps; the
@@ -142,7 +143,7 @@ class BookReport(L.Callback):
         if not line:  # empty when the evaluation was skipped this epoch (check_val_every_n_epoch)
             return
         blocks = getattr(trainer.train_dataloader, "sampler", None)
-        if isinstance(blocks, Blocks) and blocks.position()[0] < blocks.steps:
+        if isinstance(blocks, BlockSampler) and blocks.position()[0] < blocks.steps:
             # --max-steps stopped the epoch's last block early: Lightning ends the epoch, the book's does not
             echo(trainer, f"step {trainer.global_step}, {line}")
         else:
@@ -171,10 +172,13 @@ class BookReport(L.Callback):
         from linreg.figures import read_scalars, trajectory_figure  # matplotlib: ~0.3 s to import, needed here only
 
         tensorboard.experiment.flush()  # the event file must hold everything before it is read back
+        scalars = read_scalars(tensorboard.log_dir)
+        if "params/b" not in scalars:  # this fit logged no trajectory (it had nothing left to train)
+            return
         true_w = getattr(trainer.datamodule, "true_w", None)
         solution = self.solution
         figure = trajectory_figure(
-            read_scalars(tensorboard.log_dir),
+            scalars,
             true_w=None if true_w is None else true_w.tolist(),
             true_b=getattr(trainer.datamodule, "true_b", None),
             closed_w=None if solution is None else solution.w.reshape(-1).tolist(),

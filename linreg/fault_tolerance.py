@@ -26,10 +26,11 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.plugins import TorchCheckpointIO
 
 from linreg import __version__
 from linreg.checkpoint import atomic_save
+from linreg.steps_per_execution import UpdateCallback
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -63,7 +64,7 @@ class StopSignals:
         self.received = self.received or signum
 
 
-class StepCheckpoint(L.Callback):
+class StepCheckpoint(UpdateCallback):
     """`last-step.ckpt` after every `every_n_steps`-th update, every `every_seconds`, and on a stop signal.
 
     Into `dirpath`; by default the ModelCheckpoint's folder, or `<log_dir>/checkpoints` without one.

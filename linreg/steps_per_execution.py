@@ -1,0 +1,111 @@
+"""Steps per execution: one Lightning batch carries K minibatches, and the module takes K SGD updates on it.
+
+    class Scratch(StepsPerExecution, LinearRegressionScratch): ...     # what linreg/stack.py does
+    trainer.fit(Scratch(), datamodule=...)    # a DataModule with BlockLoading (linreg/block_loading.py)
+
+Lightning spends ~0.3 ms of Python around every batch it runs (its loop's bookkeeping, every callback's
+hooks), several times the book's whole update at batch 10 (docs/performance.md). Keras's answer is
+`steps_per_execution`, and so is this layer's: the loader hands out blocks of K consecutive minibatches of
+the book's order (`BlockSampler`), and `training_step` runs the plain module's update, `sgd_step`, on
+each in turn. The same updates in the same order on the same numbers: tests/test_oracle.py proves it bit
+for bit against the plain core.
+
+What a block changes, and how this layer keeps the meaning per update:
+- `batch_idx` and Lightning's `on_train_batch_*` hooks count blocks. What must happen after every update
+  (the parameters' trajectories, step checkpoints, the progress bar) is an `UpdateCallback`, whose
+  `on_train_update_end` this module calls after each update.
+- `train/loss` is written every `log_every_n_steps` updates, straight to the loggers (`self.log` costs
+  ~0.4 ms a call), with the number of updates as its step; the epoch metrics get the same x-axis.
+- `max_steps` and divergence stop in the middle of a block, at the update they would stop at with K = 1.
+"""
+
+import math
+
+import lightning as L
+import torch
+
+AUTO_BLOCK_EXAMPLES, AUTO_MAX_STEPS = 16384, 100
+
+
+def auto_steps_per_execution(batch_size: int) -> int:
+    """The default K: as many updates as fit in a block of 16,384 examples, at most 100 and at least 1.
+
+    At batch 10 that is 100: Lightning's per-batch cost is then shared by 100 updates. At batch 1000 it is
+    16, and a block stays small enough (a 6.5 MB gather at 100 features, or about one window of the
+    streamed data) to stay in cache; at batch 16,384 and above it is 1, where the update's own arithmetic
+    dwarfs Lightning's cost anyway.
+    """
+    return max(1, min(AUTO_MAX_STEPS, AUTO_BLOCK_EXAMPLES // batch_size))
+
+
+class UpdateCallback(L.Callback):
+    """A callback with one more hook, called by `StepsPerExecution` after every SGD update."""
+
+    def on_train_update_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        pass
+
+
+class StepsPerExecution:
+    """A mixin for LinearRegressionScratch and its subclasses: a training batch is (X, y, lengths), the K
+    minibatches of a block concatenated, and `training_step` takes one `sgd_step` on each."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # The minibatch losses since the last write of train/loss, kept on the device and added up at the
+        # write: one detach per update, and nothing waits for the device.
+        self.losses: list[torch.Tensor] = []  # each (batch_size, 1)
+        self.train_loss: float | None = None  # the last value written, shown by the progress bar
+        self.update_callbacks: list[UpdateCallback] = []  # set when training starts
+        self.diverged_at_step: int | None = None  # set when the loss turns inf or nan: training stops
+        self.evaluated_at_step = -1  # the global_step of the last epoch-end evaluation
+
+    def on_train_start(self) -> None:
+        self.update_callbacks = [c for c in self.trainer.callbacks if isinstance(c, UpdateCallback)]
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor, list[int]], batch_idx: int) -> None:
+        X_block, y_block, lengths = batch  # (sum of lengths, num_inputs), (sum of lengths, 1), K lengths
+        optimizer = self.optimizers()  # looked up once a block: Lightning's wrapper of BookSGD
+        for X, y in zip(X_block.split(lengths), y_block.split(lengths), strict=True):
+            if self.trainer.should_stop or 0 <= self.trainer.max_steps <= self.global_step:
+                break  # diverged, or max_steps reached in the middle of the block: exactly as with K = 1
+            self.losses.append(self.sgd_step(X, y, optimizer))
+            if self.global_step % self.trainer.log_every_n_steps == 0:
+                self.write_train_loss()
+            for callback in self.update_callbacks:
+                callback.on_train_update_end(self.trainer, self)
+
+    def write_train_loss(self) -> None:
+        """Write the mean minibatch loss since the last write as `train/loss`, straight to the loggers.
+
+        The price of skipping `self.log`: `train/loss` is not in `trainer.callback_metrics` (monitor
+        `train/epoch_loss` or `val/loss` instead). The x-axis is the number of updates done before the last
+        of these minibatches, Lightning's convention for step metrics.
+        """
+        # One host sync per write, not per step, for the loss and for a sum of the parameters: inf or nan
+        # there means divergence. The parameters, not this process's loss: they are the same on every
+        # process under DDP, so every process stops at the same step (one stopping alone would hang the job).
+        losses = torch.cat(self.losses)  # (examples since the last write, 1)
+        self.losses.clear()
+        loss, parameters = torch.stack([losses.mean(), self.w.sum() + self.b.sum()]).tolist()
+        self.train_loss = loss
+        for logger in self.loggers:
+            logger.log_metrics({"train/loss": loss}, step=self.global_step - 1)
+        self.stop_if_diverged(parameters)
+
+    def stop_if_diverged(self, value: float) -> None:
+        """A value gone inf or nan (too large a learning rate) stops training; what was logged stays."""
+        if not math.isfinite(value) and self.diverged_at_step is None:
+            self.diverged_at_step = self.global_step
+            self.trainer.should_stop = True
+
+    def evaluation(self) -> dict[str, torch.Tensor]:
+        values = super().evaluation()
+        loss = values.get("train/epoch_loss", values.get("val/loss"))
+        if loss is not None:
+            self.stop_if_diverged(float(loss))  # combined across processes: the same on each
+            values["hp_metric"] = values.get("val/loss", loss)  # TensorBoard's HPARAMS tab
+        # Lightning counts batches for the x-axis of epoch metrics, blocks here: a logged "step" replaces
+        # it. Put them at the number of SGD updates they were measured after, as train/loss and params/*.
+        values["step"] = float(self.global_step)
+        self.evaluated_at_step = self.global_step
+        return values
