@@ -1,8 +1,8 @@
 """linreg: D2L's linear regression from scratch (§3.2), as a PyTorch Lightning project.
 
-The book's algorithm lives in `linreg.functions`; `linreg.sampler` is its `data_iter`; `linreg.data` and
-`linreg.model` wrap them for Lightning; `linreg.cli` holds the commands (`linreg-train`, or
-`python scripts/train.py`).
+The plain core: the book's algorithm lives in `linreg.functions`; `linreg.sampler` is its `data_iter`;
+`linreg.model` and `linreg.data` wrap them for Lightning. `linreg.stack` adds the speed and fault layers
+for the commands of `linreg.cli` (`linreg-train`, or `python scripts/train.py`). docs/design.md has the map.
 
     >>> from linreg import LinearRegressionScratch, SyntheticRegressionDataModule
 

@@ -28,7 +28,7 @@ from linreg.block_loading import BlockSampler
 from linreg.closed_form import ClosedForm, closed_form, excess_loss, solve_us, worth_solving
 from linreg.steps_per_execution import UpdateCallback
 
-SCALARS_PER_WRITE = 16  # params/* written per log_every_n_steps, on average: a scalar costs ~30 µs to write
+SCALARS_PER_WRITE = 16  # params/* written per log_every_n_steps, on average: each scalar written costs time
 BACKGROUND_US = 50_000  # a closed form expected to take longer (linreg.closed_form.solve_us) is solved beside training
 
 

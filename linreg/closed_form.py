@@ -19,11 +19,10 @@ Why not QR of the full X̃, the textbook-stable route: QR needs X̃ as one float
 whole dataset (1,000,000 × 101 in float64 is 808 MB) plus Householder workspace. The normal equations
 read X once, a chunk at a time, and hold O(d²) numbers; their cost, squaring the condition number of X̃,
 is a few of float64's 16 digits for well-conditioned designs like these (N(0, 1) or standardized
-features). Measured on NIST's certified Longley problem (tests/test_closed_form.py), standardized
-(condition number 1.2·10⁴): 1.2·10⁻¹¹ relative error against numpy's SVD-based lstsq, 2·10⁻¹¹ without
-the first estimate; a QR in chunks (TSQR) would cost twice as much for no digit that shows. Solve on
-float64 numbers: the same solver on float32 data agrees to 1.5·10⁻⁶ only. Memory: one float64 chunk
-((d+2) × chunk_size), reused, on top of the data.
+features): on NIST's certified Longley problem, standardized (condition number 1.2·10⁴), the answer
+agrees with numpy's SVD-based lstsq to 1e-10 (tests/test_closed_form.py; docs/closed-form.md has the
+digits). Solve on float64 numbers: the same solver on float32 data keeps ~6 digits only. Memory: one
+float64 chunk ((d+2) × chunk_size), reused, on top of the data.
 
 The eigenvalues of X̃ᵀX̃/n, computed for `excess_loss` anyway, also give the condition number and the
 largest stable learning rate 2/λ_max (`ClosedForm.condition_number`, `.max_stable_lr`).
@@ -36,8 +35,8 @@ import torch
 
 from linreg.functions import linreg, squared_loss
 
-# Rows per float64 chunk of [X, 1, r]: small enough to stay in cache for its product with itself
-# (1M × 100 on 2 CPU cores: 0.98 s to solve, against 1.14 s with chunks of 65,536 rows).
+# Rows per float64 chunk of [X, 1, r]: small enough to stay in cache for its product with itself, which
+# larger chunks do not (docs/performance.md, "The closed form").
 CHUNK_SIZE = 4096
 
 
@@ -81,8 +80,7 @@ def closed_form(
     beta0 = first_estimate(X, y).to(X.device)  # (d+1, 1)
     G = torch.zeros(d + 2, d + 2, dtype=torch.float64, device=X.device)  # [X̃, r]ᵀ[X̃, r]
     # One chunk of [X, 1, r], transposed: each column of it is a row. The product of a (d+2, chunk) matrix
-    # with its own transpose ran 8-12 % faster here than that of the (chunk, d+2) one on one day, and faster
-    # in 6 of 8 interleaved pairs (by 3-7 %) on another: the same numbers, a small and noisy gain.
+    # with its own transpose is a little faster than that of the (chunk, d+2) one (docs/performance.md).
     B = torch.empty(d + 2, min(n, chunk_size), dtype=torch.float64, device=X.device)
     for start in range(0, n, chunk_size):
         Bc = B[:, : min(chunk_size, n - start)]  # (d+2, chunk)
@@ -120,10 +118,10 @@ def training_loss(solution: ClosedForm, X: torch.Tensor, y: torch.Tensor, chunk_
     return total / len(X)
 
 
-# What each costs per training example, in µs, measured on 2 CPU cores (2026-11-24; see the README): the
-# solve, per (d + 2)² (its float64 Gram matrix: 1.06e-4 at d = 100, 0.8e-4 at d = 150 to 200, 0.6e-4 at
-# d = 1000); an epoch of the CLI's Trainer, per feature of the update's arithmetic, and per SGD step (the
-# framework's and the step's fixed cost, ~0.84 ms), which the batch's examples share.
+# What each costs per training example, in µs (measured: docs/performance.md, "The closed form"): the
+# solve, per (d + 2)² of its float64 Gram matrix; an epoch of the CLI's Trainer, per feature of the
+# update's arithmetic, and per SGD step (the framework's and the step's fixed cost), which the batch's
+# examples share.
 SOLVE_US = 1.0e-4
 UPDATE_US = 0.0028
 STEP_US = 840.0

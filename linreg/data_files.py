@@ -7,7 +7,7 @@
 - **Which format.** A file that starts with Parquet's magic bytes `PAR1` is Parquet, whatever its name;
   anything else is read as CSV (UTF-8, a header row of distinct names, a byte-order mark allowed).
 - **CSV.** pyarrow's reader: multi-threaded, typed straight to float64, no Python per cell (a 1M-row
-  file reads ~15 × faster than Python's csv module). Its errors name a row of its own counting, and it
+  file reads an order of magnitude faster than Python's csv module). Its errors name a row of its own counting, and it
   takes blank cells for nulls when asked to; so cells are read with no null values at all, and when pyarrow
   refuses a file, or it holds a NaN or an infinity, the file is read once more by `diagnose_csv`, in
   Python, to say where: `houses.csv, line 3, column 'age': 'five' is not a number`. That second reading
@@ -17,9 +17,8 @@
   lines; the first row is row 1).
 - **Memory.** The result is the one float64 copy: a CSV table is turned into it a column at a time, each
   column dropped from Arrow's table and its memory handed back as it is copied; a Parquet file is read a
-  column at a time. At 1,000,000 × 10 the peak above a 1000-row run is ~2.2 × the float64 table for CSV
-  and ~2.6 × for Parquet (`linreg-benchmark --whole-process`), against 4.7 × when the whole Arrow table
-  sat beside its copy.
+  column at a time, so that the peak stays near one copy of the table, not two (measured:
+  docs/performance.md, "Your data files").
 """
 
 import csv

@@ -1,5 +1,6 @@
-"""The errors a user's input can cause. Each message is one line for the user: the commands print it after
-`<command>: error:` and exit with status 2, never with a traceback.
+"""The errors a user's input or environment can cause. Each message is one line for the user: the commands
+print it after `<command>: error:`, never with a traceback, and exit with status 2 for the input
+(`USER_ERRORS`) or 1 for a file or folder that cannot be written (`StorageError`).
 
 No imports: the command line names these before torch and Lightning are loaded (see linreg/cli/).
 """

@@ -15,7 +15,7 @@ hooks' own work per update (docs/performance.md); these two cut it:
 - `FastHookName` (a mixin of the LightningModule): that name is set with `object.__setattr__`, not
   through `nn.Module.__setattr__`, which checks for parameters, buffers and submodules first.
 
-Neither changes what a hook does or when it runs; `tests/test_callbacks.py` checks that each hook
+Neither changes what a hook does or when it runs; `tests/test_book_report.py` checks that each hook
 still runs, and `python scripts/benchmark.py` measures the result. Profile with
 `L.Trainer(profiler="simple")` as usual: it replaces `NoProfiler`.
 """

@@ -130,7 +130,7 @@ def build(
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # MinibatchSampler already has the book's semantics
         enable_model_summary=False,
-        profiler=NoProfiler(),  # Lightning's default records nothing either, at ~3 µs a hook call
+        profiler=NoProfiler(),  # Lightning's default records nothing either, at a cost per hook call
     )
     return datamodule, model, trainer
 

@@ -3,8 +3,8 @@
     class Scratch(StepsPerExecution, LinearRegressionScratch): ...     # what linreg/stack.py does
     trainer.fit(Scratch(), datamodule=...)    # a DataModule with BlockLoading (linreg/block_loading.py)
 
-Lightning spends ~0.3 ms of Python around every batch it runs (its loop's bookkeeping, every callback's
-hooks), several times the book's whole update at batch 10 (docs/performance.md). Keras's answer is
+Lightning spends Python around every batch it runs (its loop's bookkeeping, every callback's hooks),
+several times the book's whole update at batch 10 (docs/performance.md). Keras's answer is
 `steps_per_execution`, and so is this layer's: the loader hands out blocks of K consecutive minibatches of
 the book's order (`BlockSampler`), and `training_step` runs the plain module's update, `sgd_step`, on
 each in turn. The same updates in the same order on the same numbers: tests/test_oracle.py proves it bit
@@ -14,8 +14,9 @@ What a block changes, and how this layer keeps the meaning per update:
 - `batch_idx` and Lightning's `on_train_batch_*` hooks count blocks. What must happen after every update
   (the parameters' trajectories, step checkpoints, the progress bar) is an `UpdateCallback`, whose
   `on_train_update_end` this module calls after each update.
-- `train/loss` is written every `log_every_n_steps` updates, straight to the loggers (`self.log` costs
-  ~0.4 ms a call), with the number of updates as its step; the epoch metrics get the same x-axis.
+- `train/loss` is written every `log_every_n_steps` updates, straight to the loggers (`self.log` costs more
+  than the book's update, per call), with the number of updates as its step; the epoch metrics get the
+  same x-axis.
 - `max_steps` and divergence stop in the middle of a block, at the update they would stop at with K = 1.
 """
 

@@ -5,6 +5,7 @@ bar or a speed-up would otherwise go wrong without a word. See docs/design.md fo
 """
 
 import types
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -96,3 +97,14 @@ def test_a_moved_internal_fails_loudly_and_names_itself(reach, internal):
     nothing = types.SimpleNamespace(fit_loop=types.SimpleNamespace(epoch_loop=types.SimpleNamespace()))
     with pytest.raises(internals.FrameworkMoved, match=internal):
         reach(nothing)
+
+
+def test_the_plain_core_names_no_internal():
+    # the files a learner opens use Lightning's public API only: no name of an internal, and no reach into
+    # linreg.lightning_internals (whose own docstring lists them all)
+    root = Path(internals.__file__).parent
+    names = ("fit_loop", "batch_progress", "restarted_mid_epoch", internals.HOOK_NAME_ATTRIBUTE, "_get_file_writer")
+    for core in ("functions.py", "sampler.py", "model.py", "data.py"):
+        text = (root / core).read_text()
+        assert "lightning_internals" not in text
+        assert not [name for name in names if name in text], core

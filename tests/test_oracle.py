@@ -148,7 +148,7 @@ def test_non_divisible_dataset_differs_from_the_book_only_in_the_last_batchs_div
 
 @pytest.mark.parametrize(("num_examples", "distance"), [(1000, 0.0), (1005, 1.5e-4)])
 def test_the_books_nominal_divisor_ends_where_the_readme_says(make_trainer, num_examples, distance):
-    # README, "Batches that do not divide the data": with 1005 examples the two divisors end 1.5e-4 apart
+    # docs/design.md, "Batches that do not divide the data": with 1005 examples the two divisors end 1.5e-4 apart
     # (the parameter error itself is ~1e-3); with 1000 they are the same algorithm, bit for bit.
     _, (book_w, book_b) = lightning_and_book(make_trainer, num_examples=num_examples, divide_by_len=False)
     (w, b), _ = lightning_and_book(make_trainer, num_examples=num_examples, divide_by_len=True)

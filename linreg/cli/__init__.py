@@ -4,7 +4,7 @@
     linreg-predict    python scripts/predict.py      predict the rows of a CSV or Parquet file with a checkpoint
     linreg-sweep      python scripts/sweep.py        one run per value of one flag: the book's exercises
     linreg-benchmark  python scripts/benchmark.py    the book's loop against the Trainer, timed
-    linreg-figures    python scripts/figures.py      regenerate the README's figures
+    linreg-figures    python scripts/figures.py      regenerate the figures of the README and docs/
 
 Answering at once: a command parses and checks its flags and files with the standard library (and torch
 where a check needs it: reading a checkpoint, asking for a GPU) before anything imports Lightning, which

@@ -1,4 +1,4 @@
-"""Regenerate the README's figures (docs/figures/*.png) from fresh runs, and print their data_files.
+"""Regenerate the README's figures (docs/figures/*.png) from fresh runs, and print their tables.
 
     linreg-figures                 # about a minute on 2 cores (or: python scripts/figures.py)
 
