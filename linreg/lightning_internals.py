@@ -57,7 +57,7 @@ def restart_batch_count(trainer) -> None:
         raise FrameworkMoved("batch_progress.reset_on_run", "restarting the epoch's batch count") from None
 
 
-def restarted_mid_epoch(trainer) -> bool:
+def resumed_mid_epoch(trainer) -> bool:
     """Whether this fit resumed a checkpoint taken in the middle of an epoch.
 
     Why: Lightning then skips `on_train_epoch_start`, which gives the progress bar its total; the bar

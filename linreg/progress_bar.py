@@ -73,7 +73,7 @@ class ProgressBar(TQDMProgressBar, UpdateCallback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_start(trainer, pl_module)
         self.train_blocks = self.blocks()  # looked up once (the loader is set up by now), not at every update
-        if internals.restarted_mid_epoch(trainer):  # resumed mid-epoch: Lightning skips on_train_epoch_start,
+        if internals.resumed_mid_epoch(trainer):  # resumed mid-epoch: Lightning skips on_train_epoch_start,
             self.on_train_epoch_start(trainer, pl_module)  # which gives the bar its total and "Epoch N"
 
     def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict:

@@ -23,7 +23,7 @@ class Probe(L.Callback):
         self.batches_done, self.hook_names, self.restarted = [], [], []
 
     def on_train_start(self, trainer, module):
-        self.restarted.append(internals.restarted_mid_epoch(trainer))
+        self.restarted.append(internals.resumed_mid_epoch(trainer))
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         self.batches_done.append((batch_idx, internals.batches_done_this_epoch(trainer)))
@@ -89,7 +89,7 @@ def test_the_summary_writer_reopens_its_file_writer(tmp_path):
     [
         (internals.batches_done_this_epoch, "batch_progress"),
         (internals.restart_batch_count, "batch_progress"),
-        (internals.restarted_mid_epoch, "restarted_mid_epoch"),
+        (internals.resumed_mid_epoch, "restarted_mid_epoch"),
         (internals.tensorboard_file_writer, "_get_file_writer"),
     ],
 )
