@@ -61,16 +61,21 @@ def book_loop(features, labels, w, b, epoch_orders, lr=0.03, batch_size=10, divi
 
 
 # ---- the comparison ------------------------------------------------------------------------------------
-def lightning_and_book(make_trainer, num_examples, num_epochs=3, divide_by_len=False):
-    dm = SyntheticRegressionDataModule(num_examples=num_examples, num_val=0, batch_size=10, seed=11)
+def data_and_orders(dm: SyntheticRegressionDataModule, num_epochs: int) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """The DataModule's training set, and the order its sampler gives each epoch (the book's data_iter's)."""
     dm.setup("fit")
     features, labels = dm.train_set.tensors
     sampler = dm.train_sampler()
-    epoch_orders = []
+    orders = []
     for epoch in range(num_epochs):
         sampler.set_epoch(epoch)
-        epoch_orders.append(sampler.permutation().tolist())
+        orders.append(sampler.permutation().tolist())
+    return features, labels, orders
 
+
+def lightning_and_book(make_trainer, num_examples, num_epochs=3, divide_by_len=False):
+    dm = SyntheticRegressionDataModule(num_examples=num_examples, num_val=0, batch_size=10, seed=11)
+    features, labels, epoch_orders = data_and_orders(dm, num_epochs)
     torch.manual_seed(5)
     model = LinearRegressionScratch(num_inputs=2, lr=0.03)
     w = model.w.detach().clone().requires_grad_(True)  # the book's w = torch.normal(0, 0.01, (2, 1)), same draw
@@ -89,14 +94,7 @@ def test_lightning_run_equals_the_books_loop(make_trainer):
 
 def the_books_loop_on_the_clis_data(seed: int = 0, num_epochs: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
     """The book's loop on linreg-train's default data and order for `seed`, from linreg-train's initial w."""
-    dm = SyntheticRegressionDataModule(seed=seed, num_val=0)
-    dm.setup("fit")
-    features, labels = dm.train_set.tensors
-    sampler = dm.train_sampler()
-    orders = []
-    for epoch in range(num_epochs):
-        sampler.set_epoch(epoch)
-        orders.append(sampler.permutation().tolist())
+    features, labels, orders = data_and_orders(SyntheticRegressionDataModule(seed=seed, num_val=0), num_epochs)
     L.seed_everything(seed, verbose=False)  # what linreg-train does before it makes the model
     w = torch.normal(0, 0.01, (2, 1)).requires_grad_(True)  # the book's w = torch.normal(0, 0.01, (2, 1))
     b = torch.zeros(1, requires_grad=True)
