@@ -138,8 +138,8 @@ class BlockLoading:
         self.sampler: BlockSampler | None = None  # the training sampler in use
         self.sampler_state: dict | None = None  # its position, from a checkpoint being resumed
 
-    def examples_per_batch(self) -> int:
-        return super().examples_per_batch() * self.steps_per_execution
+    def examples_per_read(self) -> int:
+        return super().examples_per_read() * self.steps_per_execution  # a block of K minibatches
 
     def train_dataloader(self) -> DataLoader:
         # batch_size=None: the block of index batches goes straight to GatheredBlocks.__getitem__

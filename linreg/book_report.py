@@ -44,20 +44,31 @@ def losses_line(metrics: dict) -> str:
     return ", ".join(f"{label} {float(metrics[tag]):f}" for tag, label in labels.items() if tag in metrics)
 
 
-def conditioning_line(module: L.LightningModule, solution: ClosedForm) -> str:
-    """Why SGD is fast or slow on this data, before it runs: the curvature's condition number and the
-    largest learning rate that does not diverge (for the module's loss: the concise model's MSELoss has
-    twice squared_loss's gradient, which halves it; the absolute loss has no curvature, and no such bound)."""
+def conditioning(module: L.LightningModule, solution: ClosedForm, batch_size: int) -> tuple[str, float | None]:
+    """Why SGD is fast or slow on this data, before it runs: the curvature's condition number and the largest
+    learning rate that does not diverge at this batch size, as a line and the rate (None: no bound).
+
+    Full-batch gradient descent diverges above 2/λ_max of X̃ᵀX̃/n. A minibatch of B examples has a
+    curvature of its own, whose trace is about B/n of the full one's: with more features than the batch
+    has examples its B nonzero eigenvalues are each about trace/B, larger than λ_max, and the bound is
+    2/(trace/B). (The module's loss scales it: the concise model's MSELoss has twice squared_loss's
+    gradient, which halves it; the absolute loss has no curvature, and no such bound.)
+    """
     kappa, lr = solution.condition_number, module.hparams.lr
     if module.hparams.get("loss", "squared") == "absolute":
-        return f"conditioning: XᵀX/n has condition number {kappa:.3g} (no lr bound for --loss absolute)"
+        return f"conditioning: XᵀX/n has condition number {kappa:.3g} (no lr bound for --loss absolute)", None
     scale = module.GRADIENT_SCALE  # huber: the squared loss's curvature near the optimum
-    max_lr = solution.max_stable_lr / scale
-    line = f"conditioning: XᵀX/n has condition number {kappa:.3g}, so lr above {max_lr:.3g} diverges"
+    full, minibatch = float(solution.eigenvalues[-1]), float(solution.eigenvalues.sum()) / batch_size
+    max_lr = 2 / max(full, minibatch) / scale
+    if minibatch > full:  # the minibatch's curvature binds: say so, and that it is an estimate
+        line = f"conditioning: XᵀX/n has condition number {kappa:.3g}; at batch {batch_size}, lr above ~{max_lr:.3g}"
+        line += f" diverges (a minibatch curves more than the full batch, whose bound is {2 / full / scale:.3g})"
+    else:
+        line = f"conditioning: XᵀX/n has condition number {kappa:.3g}, so lr above {max_lr:.3g} diverges"
     if kappa > 100:  # the flattest direction shrinks by a factor (1 - lr·λ_min) per step: name the cost
         steps = math.inf if kappa == math.inf else 1 / (scale * lr * float(solution.eigenvalues[0]))
         line += f"; at lr {lr:g} the flattest direction needs ~{steps:.3g} steps per e-fold"
-    return line
+    return line, max_lr
 
 
 def parameter_errors(module: L.LightningModule, datamodule) -> tuple[torch.Tensor, float] | None:
@@ -110,7 +121,7 @@ class BookReport(UpdateCallback):
         if solve_us(X.shape[1], len(X)) < BACKGROUND_US:  # quick: solved before training starts
             self.solution = closed_form(X, y, weight_decay=weight_decay)
             if trainer.is_global_zero:
-                print(conditioning_line(pl_module, self.solution))
+                print(conditioning(pl_module, self.solution, datamodule.examples_per_batch())[0])
             return
         # Long: solved on a second thread while training starts (its products release Python), and waited
         # for at the first evaluation, which reports against it. At 1M x 100 that hides most of its ~1 s.
@@ -123,7 +134,7 @@ class BookReport(UpdateCallback):
             self.solution, self.solving = self.solving.result(), None
             self.solver.shutdown()
             if trainer.is_global_zero:
-                echo(trainer, conditioning_line(pl_module, self.solution))
+                echo(trainer, conditioning(pl_module, self.solution, trainer.datamodule.examples_per_batch())[0])
         return self.solution
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:

@@ -33,6 +33,13 @@ def read_checkpoint(path: str | Path) -> dict:
     parameters = ({"w", "b"}, {"net.0.weight", "net.0.bias"})  # the scratch model's, or the concise one's
     if not isinstance(state, dict) or not any(names <= state.keys() for names in parameters):
         raise CheckpointError(f"{path}: not a checkpoint of this project's model (it holds no w and b)")
+    diverged = (checkpoint.get("linreg") or {}).get("diverged_at_step")
+    finite = all(bool(torch.isfinite(value).all()) for value in state.values() if torch.is_tensor(value))
+    if diverged is not None or not finite:
+        when = f" at step {diverged}" if diverged is not None else ""
+        raise CheckpointError(
+            f"{path}: the parameters of a run that diverged{when}, not a model; train again with a smaller --lr"
+        )
     return checkpoint
 
 

@@ -20,6 +20,7 @@ book's order. Every process makes the same data from the seed; the sampler gives
 global batch, and each evaluates a contiguous shard of each set, which torchmetrics then combines.
 """
 
+import math
 from collections.abc import Sequence
 
 import lightning as L
@@ -91,8 +92,12 @@ class RegressionDataModule(L.LightningDataModule):
         return (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
 
     def examples_per_batch(self) -> int:
-        """Examples in one training batch, over all processes."""
+        """Examples in one minibatch, over all processes: the global batch of one SGD update."""
         return self.hparams.batch_size * self.ranks()[1]
+
+    def examples_per_read(self) -> int:
+        """Examples the training loader reads at once, over all processes: one minibatch here."""
+        return self.examples_per_batch()
 
     def train_sampler(self) -> MinibatchSampler:
         X = self.train_set.tensors[0]
@@ -172,6 +177,12 @@ class SyntheticRegressionDataModule(RegressionDataModule):
         self.true_w = torch.tensor(self.hparams.true_w, dtype=torch.float64)  # (num_inputs,), exact as given
         self.true_b = float(true_b)
         self.num_inputs = len(true_w)
+
+    def largest_label(self) -> float:
+        """A bound on the |y| drawn: |b| + 6 standard deviations of Xw + noise, plus the outliers' error."""
+        hp = self.hparams
+        spread = math.sqrt(float(self.true_w.square().sum()) + hp.noise**2)
+        return abs(self.true_b) + 6 * spread + (hp.outlier_scale if hp.outliers > 0 else 0.0)
 
     def make_data(self, dtype: torch.dtype):
         hp = self.hparams

@@ -25,10 +25,12 @@ import csv
 import ctypes
 import math
 import sys
+import warnings
 from collections.abc import Callable
 from contextlib import nullcontext, suppress
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from linreg.errors import DataError
@@ -65,19 +67,19 @@ def read_header(path: str | Path) -> list[str]:
     if not header or not any(name.strip() for name in header):
         raise DataError(f"{path}: the file is empty; it needs a header row naming the columns")
     header = [name.strip() for name in header]
+    first: dict[str, int] = {}  # name -> its first column: one pass, however wide the file
     for i, name in enumerate(header):
-        if name in header[:i]:
-            raise DataError(
-                f"{path}: the header names column '{name}' twice (columns {header.index(name) + 1} and {i + 1})"
-            )
+        if first.setdefault(name, i) != i:
+            raise DataError(f"{path}: the header names column '{name}' twice (columns {first[name] + 1} and {i + 1})")
     return header
 
 
 def read_columns(path: str | Path, columns: list[str]) -> torch.Tensor:
     """The named columns of a CSV or Parquet file as float64, (rows, len(columns)); DataError if any is bad."""
     header = read_header(path)
+    names = set(header)
     for name in columns:
-        if name not in header:
+        if name not in names:
             raise DataError(f"{path}: no column '{name}' (the columns are: {', '.join(header)})")
     if is_parquet(path):
         return read_parquet(path, columns)
@@ -85,14 +87,33 @@ def read_columns(path: str | Path, columns: list[str]) -> torch.Tensor:
     return X if X is not None else diagnose_csv(path, header, columns)
 
 
+WIDE = 1000  # columns from which a CSV file is read on one thread
+
+
+def bytes_per_row(path: str | Path) -> int:
+    """A CSV file's bytes per line, from its first 64 KiB (its header's length where no line ends there)."""
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    lines = head.count(b"\n")
+    return max(1, len(head) // lines) if lines else len(head)
+
+
 def read_csv(path: str | Path, header: list[str], columns: list[str]) -> torch.Tensor | None:
     """pyarrow's reading of the columns, or None where it refuses the file or finds a non-finite value."""
     import pyarrow as pa
     from pyarrow import csv as pacsv
 
-    read = pacsv.ReadOptions(column_names=header, skip_rows=1)  # the names as read_header stripped them
+    # Arrow parses a file in blocks, at a cost per block and column: a block holds at least ~4096 rows, and
+    # a wide file (many columns, few rows) is read on one thread, whose blocks need no merging.
+    row_bytes = bytes_per_row(path)
+    read = pacsv.ReadOptions(  # the names as read_header stripped them
+        column_names=header,
+        skip_rows=1,
+        block_size=max(1 << 20, 4096 * row_bytes),
+        use_threads=len(header) < WIDE,
+    )
     convert = pacsv.ConvertOptions(
-        include_columns=columns,
+        include_columns=columns if columns != header else [],  # [] is every column: no lookup per name
         column_types=dict.fromkeys(columns, pa.float64()),
         null_values=[],  # a blank cell is an error, not a silent null
         quoted_strings_can_be_null=False,
@@ -183,7 +204,7 @@ def read_parquet(path: str | Path, columns: list[str]) -> torch.Tensor:
         if column.null_count:
             row = pc.index(pc.is_null(column), True).as_py() + 1
             raise DataError(f"{path}, row {row}, column '{name}': a missing value (null); every cell needs a number")
-        X[i].numpy()[:] = column.cast(pa.float64()).to_numpy()  # Arrow's arrays are read-only: copied in
+        X[i].numpy()[:] = as_float64(path, name, column)  # Arrow's arrays are read-only: copied in
     X = X.T  # (rows, columns), stored column by column, as to_tensor makes it
     bad = (~X.isfinite()).nonzero()
     if len(bad):
@@ -192,21 +213,52 @@ def read_parquet(path: str | Path, columns: list[str]) -> torch.Tensor:
     return X
 
 
+def as_float64(path: str | Path, name: str, column):
+    """A numeric Parquet column as float64 numbers. Integers beyond 2⁵³ have no exact float64: they are
+    rounded to the nearest, and a warning says so in one line (Arrow's own cast refuses them)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_integer(column.type) and len(column) > column.null_count:
+        biggest = max(abs(pc.min(column).as_py()), abs(pc.max(column).as_py()))
+        if biggest > 2**53:
+            warnings.warn(
+                f"{path}, column '{name}': integers up to {biggest} are beyond float64's 2⁵³ and are rounded "
+                "to the nearest float64",
+                stacklevel=2,
+            )
+            return column.cast(pa.float64(), safe=False).to_numpy()
+    return column.cast(pa.float64()).to_numpy()
+
+
+FREE_EVERY = 16 * 2**20  # bytes of columns dropped together before their memory is handed back
+
+
 def to_tensor(read: Callable, columns: list[str]) -> torch.Tensor:
     """(rows, len(columns)) float64 from the Arrow table that `read()` returns, built column by column so
     that the peak memory is about one copy of the data, not two: each column is copied into a (columns,
-    rows) tensor, then dropped from the table and its memory handed back. (A function, not the table: this
-    must hold the only reference to it, or dropping a column would free nothing.) The result is that tensor
-    transposed, a view stored column by column; gathering rows from it (the training split) copies them
-    row by row."""
+    rows) tensor, and the copied columns are dropped from the table and their memory handed back every
+    FREE_EVERY bytes. (A function, not the table: this must hold the only reference to it, or dropping a
+    column would free nothing.) Columns are taken and dropped by position, the order `columns` names them in:
+    by name, each would cost a pass over a wide table's schema, per column. The result
+    is that tensor transposed, a view stored column by column; gathering rows from it (the training split)
+    copies them row by row."""
     table = read()
+    if 8 * table.num_rows * table.num_columns <= FREE_EVERY:  # small: one copy of the whole at once, F-order
+        batch = table.combine_chunks().to_batches()
+        if batch:  # (rows, columns) float64, stored column by column, as below
+            return torch.from_numpy(np.asarray(batch[0].to_tensor(row_major=False)).copy(order="F"))
     X = torch.empty(len(columns), table.num_rows, dtype=torch.float64)  # (columns, rows)
-    for i, name in enumerate(columns):
-        column = table.column(name)  # float64: the CSV reader typed it
+    copied, copied_bytes = 0, 0  # columns copied but still in the table, at its front
+    for i in range(len(columns)):
+        column = table.column(copied)  # float64: the CSV reader typed it
         X[i].numpy()[:] = column.to_numpy()  # Arrow's arrays are read-only: copied in, not wrapped
+        copied, copied_bytes = copied + 1, copied_bytes + 8 * table.num_rows  # float64
         del column
-        table = table.drop_columns([name])  # the last reference to the column's buffers
-        release_freed_memory()
+        if copied_bytes >= FREE_EVERY or i == len(columns) - 1:
+            table = table.select(range(copied, table.num_columns))  # the rest: the copied ones' buffers are freed
+            copied, copied_bytes = 0, 0
+            release_freed_memory()
     return X.T
 
 

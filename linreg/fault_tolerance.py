@@ -8,8 +8,8 @@
 - `StepCheckpoint`: `last-step.ckpt` after every N-th SGD update, every S seconds, and when SIGINT
   (Ctrl-C) or SIGTERM (`kill`, a scheduler's preemption) asks the run to stop. Always saved from inside
   the training step, between two updates, so that resuming it is exact (see `StepCheckpoint`).
-- `StopSignals`: while training, the first SIGINT or SIGTERM asks for a stop at the next update boundary;
-  a second SIGINT exits at once.
+- The signals themselves are the command's (linreg/stop_signals.py): `StepCheckpoint` reads the
+  `StopSignals` that `linreg-train`'s main() installed, and installs none itself.
 
 Under DDP the ranks must save and stop at the same step (saving is a collective: a rank saving alone would
 hang the job), yet a clock and a signal are each rank's own. So the decisions that depend on them are
@@ -17,9 +17,6 @@ agreed every `log_every_n_steps` updates, when the ranks already meet (`train/lo
 all-reduce: a signal that reached one rank stops every rank at the same step.
 """
 
-import os
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ from lightning.pytorch.plugins import TorchCheckpointIO
 from linreg import __version__
 from linreg.checkpoint import atomic_save
 from linreg.steps_per_execution import UpdateCallback
+from linreg.stop_signals import StopSignals
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -38,30 +36,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
         atomic_save(checkpoint, path)
-
-
-class StopSignals:
-    """SIGINT and SIGTERM handlers for the duration of training (main thread only, where Python allows)."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.received: int | None = None  # the first signal's number
-        self.previous: dict[int, Any] = {}
-
-    def install(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = {s: signal.signal(s, self.handle) for s in self.SIGNALS}
-
-    def restore(self) -> None:
-        for s, handler in self.previous.items():
-            signal.signal(s, handler)
-        self.previous = {}
-
-    def handle(self, signum: int, frame) -> None:
-        if self.received is not None and signum == signal.SIGINT:
-            os._exit(128 + signum)  # a second Ctrl-C: at once (what the last checkpoints hold is kept)
-        self.received = self.received or signum
 
 
 class StepCheckpoint(UpdateCallback):
@@ -85,12 +59,13 @@ class StepCheckpoint(UpdateCallback):
         every_seconds: float = 0,
         dirpath: str | Path | None = None,
         settings: dict[str, Any] | None = None,
+        signals: StopSignals | None = None,
     ) -> None:
         self.settings = settings  # the run's flags, in every checkpoint of the run (ModelCheckpoint's too)
         self.every_n_steps = every_n_steps
         self.every_seconds = every_seconds
         self.dirpath = dirpath
-        self.signals = StopSignals()
+        self.signals = signals  # the command's handlers; None: no signal stops the run here
         self.last_save = time.monotonic()
         self.stopped_by: int | None = None
         self.stopped_at: int | None = None
@@ -99,23 +74,21 @@ class StepCheckpoint(UpdateCallback):
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
         if self.settings is not None:  # `linreg-train --resume CKPT` alone continues the run with these
             checkpoint["linreg"] = {"version": __version__, "flags": self.settings}
+            # a diverged run's parameters are no model: predict and resume refuse them (linreg.checkpoint)
+            checkpoint["linreg"]["diverged_at_step"] = getattr(pl_module, "diverged_at_step", None)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.last_save = time.monotonic()
-        self.signals.install()  # after Lightning's own SIGTERM handler (set in fit's set-up): replaces it
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.signals.restore()
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self.signals.restore()
+        if self.signals is not None:  # training begins: a signal now stops at an update boundary
+            self.signals.hold()  # after Lightning's own SIGTERM handler (set in fit's set-up): replaces it
 
     def on_train_update_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         step = trainer.global_step
         save = self.every_n_steps > 0 and step % self.every_n_steps == 0
         stop = None
         if trainer.world_size == 1 or step % trainer.log_every_n_steps == 0:  # DDP: where the ranks meet
-            stop, late = self.signals.received, time.monotonic() - self.last_save >= self.every_seconds > 0
+            stop = self.signals.received if self.signals is not None else None
+            late = time.monotonic() - self.last_save >= self.every_seconds > 0
             if trainer.world_size > 1:  # agree: the largest signal number and any rank's clock
                 flags = torch.tensor([stop or 0, int(late)], device=pl_module.device)
                 torch.distributed.all_reduce(flags, op=torch.distributed.ReduceOp.MAX)

@@ -17,11 +17,14 @@
 Bad input raises `DataError` with one line naming the file, and the line and column where it applies.
 """
 
+import math
+
 import torch
 
 from linreg.data import RegressionDataModule
 from linreg.data_files import read_columns, read_header
 from linreg.errors import DataError
+from linreg.fingerprint import changed, fingerprint
 from linreg.sampler import derive_seed
 
 SPLIT_STREAM = -3  # the held-out split's RNG stream of the seed (see linreg.data)
@@ -52,6 +55,9 @@ class FileRegressionDataModule(RegressionDataModule):
         if target not in header:
             raise DataError(f"{path}: no target column '{target}' (the columns are: {', '.join(header)})")
         features = list(features) if features else [name for name in header if name != target]
+        if len(set(features)) < len(features):
+            twice = next(name for name in features if features.count(name) > 1)
+            raise DataError(f"--features names '{twice}' twice")
         if target in features:
             raise DataError(f"{path}: '{target}' is the target; it cannot be one of the --features too")
         if not features:
@@ -68,6 +74,7 @@ class FileRegressionDataModule(RegressionDataModule):
         # the training tensors from it.
         table = read_columns(path, [*features, target])  # (rows, num_inputs + 1), float64
         n = len(table)
+        self.fingerprint = fingerprint(path, rows=n)  # in every checkpoint: a resume on changed data is refused
         num_val = num_val if num_val is not None else int(n * val_fraction)
         if num_val >= n:
             raise DataError(f"{path}: {n} rows of data, too few to hold out {num_val} and train on the rest")
@@ -85,13 +92,23 @@ class FileRegressionDataModule(RegressionDataModule):
         del table
         X = self.table[: self.num_train, :-1]  # (num_train, num_inputs)
         self.mean, self.std = X.mean(0), X.std(0)  # of the training split only
-        for name, std in zip(features, self.std.tolist(), strict=True):
+        for name, mean, std in zip(features, self.mean.tolist(), self.std.tolist(), strict=True):
+            if not (math.isfinite(mean) and math.isfinite(std)):
+                biggest = float(X[:, features.index(name)].abs().max())
+                raise DataError(
+                    f"{path}: feature '{name}' reaches {biggest:.3g}, too large to standardize in float64 (its "
+                    "variance overflows); rescale the column"
+                )
             if not std > 0:
                 raise DataError(
                     f"{path}: feature '{name}' is constant in the training split, so it cannot be "
                     "standardized (it would divide by zero); leave it out with --features"
                 )
         self.table[:, :-1].sub_(self.mean).div_(self.std)  # (X - mean) / std; held-out rows with these statistics too
+
+    def largest_label(self) -> float:
+        """The largest |y| trained on."""
+        return float(self.table[: self.num_train, -1].abs().max())
 
     def make_data(self, dtype: torch.dtype):
         # slices of the standardized table: copies only to change the dtype (none at --precision 64-true)
@@ -118,6 +135,7 @@ class FileRegressionDataModule(RegressionDataModule):
             "target": self.hparams.target,
             "mean": self.mean,
             "std": self.std,
+            "fingerprint": self.fingerprint,
         }
         return super().state_dict() | scaling
 
@@ -131,6 +149,13 @@ class FileRegressionDataModule(RegressionDataModule):
             raise DataError(
                 f"the checkpoint was trained to predict '{saved[1]}' from {', '.join(saved[0])}; "
                 f"this run asks for '{given[1]}' from {', '.join(given[0])}"
+            )
+        saved = state.get("fingerprint")
+        difference = changed(saved, self.fingerprint) if saved is not None else None
+        if difference is not None:
+            raise DataError(
+                f"{self.hparams.path} is not the file the checkpoint was trained on ({saved['path']}: {difference}); "
+                "resuming would train on other data, in another split: start a new run"
             )
 
     def load_state_dict(self, state: dict) -> None:

@@ -11,6 +11,7 @@ Under DDP only the launching process claims; Lightning starts the other ranks wi
 carries the claimed folder in LINREG_RUN_DIR (`inherited_run_dir`).
 """
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -35,6 +36,13 @@ def claim(logdir: str | Path, prefix: str = "version_") -> Path:
         raise StorageError(f"--logdir {logdir}: a file is in the way of the folder") from None
     except OSError as e:
         raise StorageError(f"--logdir {logdir}: cannot create a run folder in it ({e.strerror or e})") from None
+
+
+def release(run_dir: str | Path) -> None:
+    """Remove a claimed folder that the run wrote nothing into: a run that failed or was stopped before it
+    began leaves nothing behind. A folder with anything in it stays."""
+    with contextlib.suppress(OSError):  # not empty, or already gone
+        Path(run_dir).rmdir()
 
 
 def launching_process() -> bool:

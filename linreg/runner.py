@@ -24,7 +24,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
-from linreg.book_report import BookReport, losses_line, parameter_errors
+from linreg.book_report import BookReport, conditioning, losses_line
 from linreg.cli import program
 from linreg.data import RegressionDataModule
 from linreg.errors import UsageError
@@ -32,9 +32,11 @@ from linreg.fast_hooks import NoProfiler
 from linreg.fault_tolerance import AtomicCheckpointIO, StepCheckpoint
 from linreg.model import LinearRegressionScratch
 from linreg.progress_bar import ProgressBar
-from linreg.run_folders import ENV, claim, inherited_run_dir, launching_process
+from linreg.report import divergence_line, largest_label_fits, print_results
+from linreg.run_folders import ENV, claim, inherited_run_dir, launching_process, release
 from linreg.stack import FileData, StreamedData, SyntheticData, make_model
 from linreg.steps_per_execution import auto_steps_per_execution
+from linreg.stop_signals import StopSignals
 from linreg.summary import run_summary, write_summary
 from linreg.tensorboard_logger import MergedTensorBoardLogger
 
@@ -50,10 +52,10 @@ def true_w(args: argparse.Namespace) -> list[float] | None:
 
 
 def build(
-    args: argparse.Namespace, progress_bar: bool | None = None
+    args: argparse.Namespace, progress_bar: bool | None = None, signals: StopSignals | None = None
 ) -> tuple[RegressionDataModule, LinearRegressionScratch, L.Trainer]:
     """The DataModule, the module and the Trainer that a command line asks for; with the progress bar
-    where stderr is a terminal, unless `progress_bar` says otherwise."""
+    where stderr is a terminal, unless `progress_bar` says otherwise; stopped by the command's `signals`."""
     L.seed_everything(args.seed, verbose=False)  # the initialization of w; data and order have their own
     K = args.steps_per_execution
     K = auto_steps_per_execution(args.batch_size) if K == "auto" else K
@@ -96,54 +98,55 @@ def build(
         huber_delta=args.huber_delta,
         weight_decay=args.weight_decay,
     )
-    run_dir = inherited_run_dir()  # a DDP rank: the folder its launching process claimed
-    if run_dir is None and launching_process():
-        run_dir = claim(args.logdir)
     # The bar only where someone watches it: redirected to a file, its redraws would be noise in the log.
     progress_bar = sys.stderr.isatty() if progress_bar is None else progress_bar
     bar = [ProgressBar(evaluation_bars=args.verbose)] if progress_bar else []
-    trainer = L.Trainer(
-        accelerator=args.accelerator,
-        devices=args.devices,
-        strategy=args.strategy,
-        num_nodes=args.num_nodes,
-        precision=args.precision,
-        max_epochs=args.max_epochs,
-        max_steps=args.max_steps,
-        # no placeholder hp_metric of -1 at step 0: the HPARAMS tab gets the run's final metrics (log_hparams)
-        logger=MergedTensorBoardLogger(
-            args.logdir,
-            name="",
-            version=int(run_dir.name.removeprefix("version_")) if run_dir else None,
-            default_hp_metric=False,
-        ),
-        callbacks=[
-            ModelCheckpoint(save_last=True, save_top_k=0),  # last.ckpt at the end of fit
-            BookReport(args.closed_form),
-            *bar,
-            # last-step.ckpt every N steps, every S seconds, and on SIGINT/SIGTERM: exact mid-epoch resumes
-            StepCheckpoint(args.checkpoint_every_n_steps, args.checkpoint_every_seconds, settings=vars(args)),
-        ],
-        plugins=[AtomicCheckpointIO()],  # a checkpoint is whole or is the previous one, whatever happens
-        log_every_n_steps=args.log_every_n_steps,
-        enable_progress_bar=bool(bar),
-        num_sanity_val_steps=0,
-        use_distributed_sampler=False,  # MinibatchSampler already has the book's semantics
-        enable_model_summary=False,
-        profiler=NoProfiler(),  # Lightning's default records nothing either, at a cost per hook call
+    step_checkpoint = StepCheckpoint(
+        args.checkpoint_every_n_steps, args.checkpoint_every_seconds, settings=vars(args), signals=signals
+    )
+    try:  # Lightning judges the flags it is given (a strategy, more devices than there are): before any folder
+        trainer = L.Trainer(
+            accelerator=args.accelerator,
+            devices=args.devices,
+            strategy=args.strategy,
+            num_nodes=args.num_nodes,
+            precision=args.precision,
+            max_epochs=args.max_epochs,
+            max_steps=args.max_steps,
+            callbacks=[
+                ModelCheckpoint(save_last=True, save_top_k=0),  # last.ckpt at the end of fit
+                BookReport(args.closed_form),
+                *bar,
+                step_checkpoint,  # last-step.ckpt every N steps, S seconds, and on a stop signal: exact resumes
+            ],
+            plugins=[AtomicCheckpointIO()],  # a checkpoint is whole or is the previous one, whatever happens
+            log_every_n_steps=args.log_every_n_steps,
+            enable_progress_bar=bool(bar),
+            num_sanity_val_steps=0,
+            use_distributed_sampler=False,  # MinibatchSampler already has the book's semantics
+            enable_model_summary=False,
+            profiler=NoProfiler(),  # Lightning's default records nothing either, at a cost per hook call
+        )
+    except (MisconfigurationException, ValueError, TypeError, RuntimeError, ImportError) as e:
+        raise UsageError(str(e).strip().splitlines()[0]) from None
+    run_dir = inherited_run_dir()  # a DDP rank: the folder its launching process claimed
+    if run_dir is None and launching_process():
+        run_dir = claim(args.logdir)
+    # no placeholder hp_metric of -1 at step 0: the HPARAMS tab gets the run's final metrics (log_hparams)
+    trainer.logger = MergedTensorBoardLogger(
+        args.logdir,
+        name="",
+        version=int(run_dir.name.removeprefix("version_")) if run_dir else None,
+        default_hp_metric=False,
     )
     return datamodule, model, trainer
 
 
-def rounded(values: list[float]) -> list[float]:
-    return [round(v, 6) for v in values]
-
-
-def run(args: argparse.Namespace, checkpoint: dict | None = None) -> Path:
+def run(args: argparse.Namespace, checkpoint: dict | None = None, signals: StopSignals | None = None) -> Path:
     """Fit and report; under DDP every rank runs this and returns the run folder."""
     handing_down = inherited_run_dir() is None
     try:
-        return fit_and_report(args, checkpoint)
+        return fit_and_report(args, checkpoint, signals)
     except MisconfigurationException as e:  # Lightning's word for bad flags (--devices 3 on 2 CPUs, ...)
         raise UsageError(str(e).strip().splitlines()[0]) from None
     finally:
@@ -155,10 +158,27 @@ def run(args: argparse.Namespace, checkpoint: dict | None = None) -> Path:
             torch.distributed.destroy_process_group()
 
 
-def fit_and_report(args: argparse.Namespace, checkpoint: dict | None) -> Path:
-    datamodule, model, trainer = build(args)
+def fit_and_report(args: argparse.Namespace, checkpoint: dict | None, signals: StopSignals | None) -> Path:
+    datamodule, model, trainer = build(args, signals=signals)
+    try:
+        run_dir = train_and_report(args, checkpoint, datamodule, model, trainer)
+    except BaseException:
+        if launching_process():  # a run that failed before it wrote anything leaves no empty folder
+            release(trainer.logger.log_dir)
+        raise
+    if signals is not None and signals.received is not None and trainer.is_global_zero:  # during the report
+        name = signal.Signals(signals.received).name
+        print(f"{name}: received after training ended; the run's report is complete in {run_dir}")
+        sys.exit(128 + signals.received)
+    return run_dir
+
+
+def train_and_report(args: argparse.Namespace, checkpoint: dict | None, datamodule, model, trainer) -> Path:
     if launching_process():  # DDP ranks that Lightning starts find the folder in their environment
         os.environ[ENV] = str(trainer.logger.log_dir)
+    if isinstance(datamodule, FileData) and checkpoint is not None:
+        datamodule.check_resume(checkpoint.get(type(datamodule).__qualname__, {}))
+    largest_label_fits(datamodule, args.precision)  # else the loss overflows whatever the learning rate
     processes = (
         f", {trainer.world_size} processes ({type(trainer.strategy).__name__})" if trainer.world_size > 1 else ""
     )
@@ -168,8 +188,6 @@ def fit_and_report(args: argparse.Namespace, checkpoint: dict | None) -> Path:
             f"streaming: {args.num_examples} examples, never stored; the loss after each epoch is measured "
             f"on a fixed held-out stream of {datamodule.hparams.num_val} examples, not on the training set"
         )
-    if isinstance(datamodule, FileData) and checkpoint is not None:
-        datamodule.check_resume(checkpoint.get(type(datamodule).__qualname__, {}))
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule, ckpt_path=args.resume, weights_only=True if args.resume else None)
     fit_seconds = time.perf_counter() - start
@@ -187,40 +205,15 @@ def fit_and_report(args: argparse.Namespace, checkpoint: dict | None) -> Path:
 
     solution = next(c for c in trainer.callbacks if isinstance(c, BookReport)).solution
     summary = run_summary(trainer, model, datamodule, run_dir, fit_seconds, vars(args), solution)
-    summary["checkpoint"] = trainer.checkpoint_callback.last_model_path  # last.ckpt: resume or predict from it
+    # last.ckpt: resume or predict from it; none for a diverged run, whose parameters are no model
+    summary["checkpoint"] = None if diverged else trainer.checkpoint_callback.last_model_path
     write_summary(summary, run_dir)
     log_hparams(trainer, summary)
     if diverged:
-        print(
-            f"{program('train.py')}: error: the loss became inf or nan by step {model.diverged_at_step} "
-            f"with --lr {args.lr:g}: "
-            f"the steps overshoot and grow. Try a smaller learning rate, e.g. --lr {args.lr / 10:g}. "
-            f"What was logged is in {run_dir}",
-            file=sys.stderr,
-        )
+        bound = None if solution is None else conditioning(model, solution, datamodule.examples_per_batch())[1]
+        print(f"{program('train.py')}: error: {divergence_line(model, args.lr, bound, run_dir)}", file=sys.stderr)
         sys.exit(1)
-    errors = parameter_errors(model, datamodule)
-    if errors is not None and len(errors[0]) > 10:
-        print(f"error in estimating w: norm {errors[0].norm():.6f}, largest {errors[0].abs().max():.6f}")
-        print(f"error in estimating b: {errors[1]:.6f}")
-    elif errors is not None:
-        print(f"error in estimating w: {rounded(errors[0].tolist())}")
-        print(f"error in estimating b: {errors[1]:.6f}")
-    names = f" ({', '.join(datamodule.feature_names)})" if datamodule.feature_names else ""
-    if solution is not None:  # none for streamed data (no training set in memory), or skipped by --closed-form
-        closed = summary["closed_form"]
-        kind = " (MSE)" if args.implementation == "concise" else "" if args.loss == "squared" else f" ({args.loss})"
-        sgd_w, sgd_b, excess = rounded(summary["w"]), summary["b"], summary["excess_loss"]
-        print(f"sgd:         w{names} {sgd_w}, b {sgd_b:.6f}, loss{kind} {summary['train_loss']:.6g}")
-        if args.weight_decay:  # the losses printed are the data's; the excess is in the loss trained on
-            gap = f"(with the penalty, sgd is {excess:.3g} above it)"
-        elif args.loss == "squared":
-            gap = f"(sgd is {excess:.3g} above it)"
-        else:  # the closed form minimizes the squared loss: still the reference, but not of this loss
-            gap = f"(least squares, whatever --loss; in squared loss sgd is {excess:.3g} above it)"
-        closed_w, closed_b = rounded(closed["w"]), closed["b"]
-        name = "closed form" if not args.weight_decay else f"ridge (λ={args.weight_decay:g})"  # with the same penalty
-        print(f"{name}: w{names} {closed_w}, b {closed_b:.6f}, loss {closed['train_loss']:.6g} {gap}")
+    print_results(summary, model, datamodule, args, solution is not None)
     print(f"run folder: {run_dir}")
     return run_dir
 

@@ -26,6 +26,9 @@ import lightning as L
 import torch
 
 AUTO_BLOCK_EXAMPLES, AUTO_MAX_STEPS = 16384, 100
+# A run whose train/loss has grown this many times over its first value has diverged, though no number is
+# inf yet: SGD that converges, even noisily, never climbs this far above where it started.
+GROWTH_LIMIT = 1000.0
 
 
 def auto_steps_per_execution(batch_size: int) -> int:
@@ -57,7 +60,9 @@ class StepsPerExecution:
         self.losses: list[torch.Tensor] = []  # each (batch_size, 1)
         self.train_loss: float | None = None  # the last value written, shown by the progress bar
         self.update_callbacks: list[UpdateCallback] = []  # set when training starts
-        self.diverged_at_step: int | None = None  # set when the loss turns inf or nan: training stops
+        self.diverged_at_step: int | None = None  # set when the loss diverges: training stops
+        self.diverged_growth: tuple[float, float] | None = None  # (first, last) train/loss, when it grew
+        self.first_train_loss: float | None = None  # the run's first train/loss: what growth is measured from
         self.evaluated_at_step = -1  # the global_step of the last epoch-end evaluation
 
     def on_train_start(self) -> None:
@@ -83,21 +88,37 @@ class StepsPerExecution:
         of these minibatches, Lightning's convention for step metrics.
         """
         # One host sync per write, not per step, for the loss and for a sum of the parameters: inf or nan
-        # there means divergence. The parameters, not this process's loss: they are the same on every
-        # process under DDP, so every process stops at the same step (one stopping alone would hang the job).
+        # there means divergence. Under DDP the loss is averaged over the processes (they meet here anyway),
+        # so that every process decides the same and stops at the same step: one alone would hang the job.
         losses = torch.cat(self.losses)  # (examples since the last write, 1)
         self.losses.clear()
-        loss, parameters = torch.stack([losses.mean(), self.w.sum() + self.b.sum()]).tolist()
+        values = torch.stack([losses.mean(), self.w.sum() + self.b.sum()])  # (2,)
+        if self.trainer.world_size > 1:
+            values = self.trainer.strategy.reduce(values, reduce_op="mean")
+        loss, parameters = values.tolist()
         self.train_loss = loss
         for logger in self.loggers:
             logger.log_metrics({"train/loss": loss}, step=self.global_step - 1)
-        self.stop_if_diverged(parameters)
+        if not (math.isfinite(loss) and math.isfinite(parameters)):
+            self.stop_if_diverged(math.inf)  # inf or nan
+        elif self.first_train_loss is None:
+            self.first_train_loss = loss
+        elif loss > GROWTH_LIMIT * self.first_train_loss and self.diverged_at_step is None:
+            self.diverged_growth = (self.first_train_loss, loss)  # finite, but far past where it started
+            self.stop_if_diverged(math.inf)
 
     def stop_if_diverged(self, value: float) -> None:
         """A value gone inf or nan (too large a learning rate) stops training; what was logged stays."""
         if not math.isfinite(value) and self.diverged_at_step is None:
             self.diverged_at_step = self.global_step
             self.trainer.should_stop = True
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # a resumed run measures growth from where this one started, not from its own (smaller) first loss
+        checkpoint["first_train_loss"] = self.first_train_loss
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.first_train_loss = checkpoint.get("first_train_loss")
 
     def evaluation(self) -> dict[str, torch.Tensor]:
         values = super().evaluation()

@@ -156,7 +156,7 @@ class StreamingRegressionDataModule(SyntheticRegressionDataModule):
     def train_dataset(self) -> SyntheticStream:
         # The pool holds the chunks of every window one read takes from, and of the window made ahead: a read
         # of B examples spans at most ceil(B / window) + 1 windows (the sampler has asked for one more).
-        examples = self.examples_per_batch()  # one training batch over all processes (K minibatches in a block)
+        examples = self.examples_per_read()  # one training read over all processes (K minibatches in a block)
         self.train_stream.capacity = WINDOW * (math.ceil(examples / (WINDOW * CHUNK)) + 2)
         return self.train_stream
 

@@ -12,10 +12,13 @@ w, b and the closed form are in the units of the user's data (a file's features 
 training; see linreg/file_data.py). `excess_loss` is SGD's training loss above the closed form's, computed
 without cancellation (`linreg.closed_form.excess_loss`); null without a closed form (streamed data) or
 after divergence. `condition_number` and `max_stable_lr` (2/λ_max) describe the training loss's curvature
-X̃ᵀX̃/n, from the closed form's solve (null without one). Later features add keys; these stay.
+X̃ᵀX̃/n, from the closed form's solve (null without one). The file is strict JSON: any number that is not
+finite is null (a condition number of collinear or too few rows, for one; see docs/closed-form.md).
+Later features add keys; these stay.
 """
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +72,19 @@ def run_summary(
     }
 
 
+def strict(value: Any) -> Any:
+    """`value` with every float that is not finite replaced by None: JSON has no NaN or Infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: strict(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict(item) for item in value]
+    return value
+
+
 def write_summary(summary: dict[str, Any], run_dir: str | Path) -> Path:
+    """Strict JSON, which every parser reads: a number that is not finite is written as null."""
     path = Path(run_dir) / "summary.json"
-    path.write_text(json.dumps(summary, indent=2) + "\n")
+    path.write_text(json.dumps(strict(summary), indent=2, allow_nan=False) + "\n")
     return path

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from linreg.fault_tolerance import AtomicCheckpointIO, StopSignals
+from linreg.fault_tolerance import AtomicCheckpointIO
+from linreg.stop_signals import Interrupted, StopSignals
 from tests.claimer import claim_after
 from tests.conftest import TerminalRun, command
 
@@ -201,22 +202,22 @@ def test_a_logdir_that_cannot_be_made_is_one_line(tmp_path, capsys):
     assert f"--logdir {tmp_path / 'file' / 'logs'}: a file is in the way of the folder" in err
 
 
-def test_a_second_ctrl_c_exits_at_once(monkeypatch):
+def test_before_training_a_signal_interrupts_then_it_is_held_and_a_second_ctrl_c_exits_at_once(monkeypatch):
     exits = []
     monkeypatch.setattr("os._exit", exits.append)  # the real one would end pytest
     before = signal.getsignal(signal.SIGINT)
-    signals = StopSignals()
-    signals.install()
-    try:
+    with StopSignals().installed() as signals:
+        with pytest.raises(Interrupted) as interrupted:  # before training: nothing to save, out at once
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert interrupted.value.signum == signal.SIGTERM and signals.received is None
+        signals.hold()  # training starts
         os.kill(os.getpid(), signal.SIGINT)  # the first: a request, noted for the next update boundary
         assert signals.received == signal.SIGINT and exits == []
         os.kill(os.getpid(), signal.SIGTERM)  # another signal changes nothing
         assert signals.received == signal.SIGINT and exits == []
         os.kill(os.getpid(), signal.SIGINT)  # a second Ctrl-C: out, now, with the shell's status for SIGINT
         assert exits == [130]
-    finally:
-        signals.restore()
-    assert signal.getsignal(signal.SIGINT) is before  # the handlers from before training are back
+    assert signal.getsignal(signal.SIGINT) is before  # the handlers from before the command are back
 
 
 def children_of(pid: int) -> list[int]:

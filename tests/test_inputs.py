@@ -1,6 +1,7 @@
 """Bad input ends with one clear line naming the problem and a non-zero exit, never a traceback."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -32,7 +33,8 @@ def in_process(capsys, *args: str) -> subprocess.CompletedProcess:
     """train.run(args) in this process: the same code as the CLI, without paying for a new interpreter."""
     with pytest.raises(SystemExit) as exit_info:
         train.run(list(args))
-    return subprocess.CompletedProcess(args, exit_info.value.code, "", capsys.readouterr().err)
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, exit_info.value.code, captured.out, captured.err)
 
 
 def assert_one_line_error(out: subprocess.CompletedProcess, *words: str) -> None:
@@ -135,8 +137,14 @@ def test_divergence_stops_the_run_and_says_which_lr(tmp_path, capsys):
     out = in_process(capsys, "--logdir", str(tmp_path), "--lr", "50")
     assert out.returncode == 1
     last = out.stderr.strip().splitlines()[-1]
-    assert "inf or nan" in last and "with --lr 50:" in last and "e.g. --lr 5." in last  # the lr, and a tenth of it
+    assert "inf or nan" in last and "with --lr 50:" in last
+    # the rate suggested is below the bound the conditioning line gave (1.83 here), not a tenth of 50, which
+    # diverges too: half the bound
+    bound = float(re.search(r"lr above ([\d.e+-]+) diverges", out.stdout).group(1))
+    suggested = float(re.search(r"e\.g\. --lr ([\d.e+-]+)\.", last).group(1))
+    assert suggested == pytest.approx(bound / 2, rel=0.01) and suggested < bound
     summary = json.loads((tmp_path / "version_0" / "summary.json").read_text())
     assert summary["status"].startswith("diverged") and summary["w"] is None and summary["b"] is None
+    assert summary["checkpoint"] is None  # a diverged run's parameters are no model to resume or predict from
     assert summary["global_step"] < 300  # stopped early
     assert list((tmp_path / "version_0").glob("events.out.tfevents.*"))  # what was logged is kept

@@ -64,8 +64,8 @@ def test_divergence_stops_at_the_same_step_for_every_k(tmp_path, capsys):
             train.run(["--logdir", str(tmp_path / K), "--lr", "50", "--steps-per-execution", K])
         assert exit_info.value.code == 1
         summaries.append(json.loads((tmp_path / K / "version_0" / "summary.json").read_text()))
-    assert summaries[0]["status"] == summaries[1]["status"] == "diverged at step 30"
-    assert summaries[0]["global_step"] == summaries[1]["global_step"] == 30
+    assert summaries[0]["status"] == summaries[1]["status"] == "diverged at step 20"
+    assert summaries[0]["global_step"] == summaries[1]["global_step"] == 20
 
 
 def test_step_checkpoints_land_on_their_steps_mid_block_and_resume_exactly(tmp_path):

@@ -13,9 +13,11 @@ takes seconds. `--help`, `--version` and bad input never wait for it.
 
 import argparse
 import contextlib
+import errno
 import logging
 import math
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Iterator
@@ -77,6 +79,15 @@ def fail(prog: str, error: Exception, status: int = 2):
 
 def readable_file(flag: str, path: str, error: type[Exception] = UsageError) -> None:
     if not Path(path).exists():
+        if Path(path).is_symlink():  # the link is there; what it points to is not
+            try:
+                Path(path).resolve(strict=True)
+            except RuntimeError:  # Python 3.11-3.12; 3.13 raises OSError(ELOOP)
+                raise error(f"{flag} {path}: a symbolic link that loops back on itself") from None
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise error(f"{flag} {path}: a symbolic link that loops back on itself") from None
+            raise error(f"{flag} {path}: a symbolic link to {os.readlink(path)}, which does not exist")
         raise error(f"{flag} {path}: no such file")
     if not Path(path).is_file():
         raise error(f"{flag} {path}: not a file")
@@ -99,23 +110,30 @@ def data_file(flag: str, path: str, error: type[Exception] = UsageError) -> None
         raise error(f"{flag} {path}: neither a CSV file nor a Parquet file (binary data, or text that is not UTF-8)")
 
 
-def gpu_available(accelerator: str, error: type[Exception] = UsageError) -> None:
-    """`--accelerator gpu` (or cuda) on a machine without a CUDA GPU: one line, with torch but not Lightning."""
-    if accelerator in ("gpu", "cuda"):
-        import torch
+@contextlib.contextmanager
+def stopped_in_one_line(
+    prog: str, stopped: str = "before training began: nothing was trained or saved"
+) -> Iterator[None]:
+    """A command's end, whatever stops it: a signal before training began, or Ctrl-C while Python had
+    its default handler, is one line (`stopped` says what it means) and exit 128 + the signal's number; a
+    reader that closed its end of the pipe (`linreg-predict ... | head`) ends the command quietly, with
+    the status of a process killed by SIGPIPE, as Unix tools do."""
+    from linreg.stop_signals import Interrupted
 
-        if not torch.cuda.is_available():
-            raise error(f"--accelerator {accelerator}: no CUDA GPU is available on this machine")
+    try:
+        yield
+    except (Interrupted, KeyboardInterrupt) as e:
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(
+            f"{prog}: {signal.Signals(signum).name} before training began: nothing was trained or saved",
+            file=sys.stderr,
+        )
+        sys.exit(128 + signum)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's final flush goes nowhere
+        sys.exit(128 + signal.SIGPIPE)
 
 
-# Their info lines: banners, tips, "fit stopped". The banners come from the rank_zero loggers, whose levels
-# importing Lightning leaves alone: it sets "lightning.pytorch" to INFO, also after these lines ran.
-LIGHTNING_LOGGERS = (
-    "lightning.pytorch",
-    "lightning.fabric",
-    "lightning.pytorch.utilities.rank_zero",
-    "lightning.fabric.utilities.rank_zero",
-)
 SILENCED = (  # Lightning's warnings about what this project does on purpose
     # The data lives in memory and a batch is one indexing op: worker processes would only add IPC.
     ".*does not have many workers.*",
@@ -134,11 +152,13 @@ def quieted(prog: str) -> Iterator[None]:
     """While a command runs, the terminal shows the project's lines: not Lightning's banners ("GPU
     available: ...", its tips), not its warnings about what this project does on purpose, and any other
     warning as one line of ours. Everything is put back as it was on the way out: library code and
-    notebooks keep Python's own warnings and logging. `--verbose` skips this."""
-    levels = {name: logging.getLogger(name).level for name in LIGHTNING_LOGGERS}
+    notebooks keep Python's own warnings and logging. `--verbose` skips this.
+
+    Info lines are disabled process-wide (`logging.disable`) rather than by logger: importing Lightning,
+    which happens inside, sets its own loggers' levels, and its children inherit them."""
+    disabled = logging.root.manager.disable  # what logging.disable last set: NOTSET unless someone did
     with warnings.catch_warnings():  # restores the filters and showwarning on the way out
-        for name in LIGHTNING_LOGGERS:
-            logging.getLogger(name).setLevel(logging.WARNING)  # warnings and errors stay
+        logging.disable(logging.INFO)  # warnings and errors stay
         for message in SILENCED:
             warnings.filterwarnings("ignore", message)
 
@@ -149,8 +169,7 @@ def quieted(prog: str) -> Iterator[None]:
         try:
             yield
         finally:
-            for name, level in levels.items():
-                logging.getLogger(name).setLevel(level)
+            logging.disable(disabled)
 
 
 __all__ = [
@@ -159,8 +178,8 @@ __all__ = [
     "data_file",
     "fail",
     "finite",
-    "gpu_available",
     "program",
     "quieted",
     "readable_file",
+    "stopped_in_one_line",
 ]

@@ -15,12 +15,34 @@ loop (`predict_step`) on any accelerator. Bad input ends with one line on stderr
 existing --output file is never overwritten.
 """
 
+import os
 from pathlib import Path
 
-from linreg.cli import USER_ERRORS, Parser, data_file, fail, gpu_available, program, quieted, readable_file
+from linreg.cli import (
+    USER_ERRORS,
+    Parser,
+    data_file,
+    fail,
+    hardware,
+    program,
+    quieted,
+    readable_file,
+    stopped_in_one_line,
+)
 from linreg.errors import CheckpointError, DataError
 
 PROG = "predict.py"
+
+
+def writable_destination(path: str) -> None:
+    """--output: a new file in a folder that exists and can be written, known before anything is computed."""
+    if Path(path).exists():
+        raise DataError(f"--output {path} exists; not overwriting it")
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise DataError(f"--output {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataError(f"--output {path}: the folder {folder} cannot be written (permission denied)")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,18 +50,24 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by linreg-train")
     p.add_argument("--data", required=True, metavar="FILE", help="the rows to predict: CSV (header row) or Parquet")
     p.add_argument("--output", metavar="OUT", help="write here, not to stdout: .parquet or CSV (never overwritten)")
-    p.add_argument("--accelerator", default="auto", help="cpu, gpu or auto (default: %(default)s)")
+    p.add_argument("--accelerator", type=hardware.accelerator, default="auto", help="cpu, gpu, ... or auto (auto)")
     args = p.parse_args(argv)
+    with stopped_in_one_line(program(PROG), stopped="stopped the predictions"):
+        predict_rows(args)
+
+
+def predict_rows(args) -> None:
+    """The predictions of the checkpoint for the rows of --data, written to --output or stdout."""
     try:
         # what the flags and files alone show, before Lightning is imported
-        if args.output and Path(args.output).exists():
-            raise DataError(f"{args.output} exists; not overwriting it")
+        if args.output:
+            writable_destination(args.output)
         readable_file("--checkpoint", args.checkpoint, CheckpointError)
         from linreg.checkpoint import read_checkpoint  # torch only: a file that is no checkpoint is told now
 
         checkpoint = read_checkpoint(args.checkpoint)
         data_file("--data", args.data, DataError)
-        gpu_available(args.accelerator, DataError)
+        hardware.accelerator_available("--accelerator", args.accelerator, DataError)
         with quieted(program(PROG)):
             predictions = run_predict(args, checkpoint)
         from linreg.data_files import write_with_column

@@ -5,6 +5,7 @@
 Every checkpoint holds the run's flags, so `--resume CKPT` alone continues the run. The rules:
 - Flags that say how long it goes on, what it logs and saves, where it runs and writes may change
   (SAFE_TO_CHANGE), each change said in one line; any other that contradicts the checkpoint is refused.
+  `--data` may name a file's new place: its content must be the checkpoint's (linreg/fingerprint.py).
 - The limits are the checkpoint's unless given: a run resumes with its own --max-epochs and --max-steps.
   A new --max-epochs without --max-steps lifts a --max-steps that the checkpoint's run already reached:
   the run stopped there, and asking for more epochs means going on.
@@ -12,6 +13,7 @@ Every checkpoint holds the run's flags, so `--resume CKPT` alone continues the r
 """
 
 import argparse
+from pathlib import Path
 
 from linreg import __version__
 from linreg.errors import CheckpointError, UsageError
@@ -46,7 +48,7 @@ def resumed(args: argparse.Namespace, explicit: argparse.Namespace, checkpoint: 
         flag, before = "--" + name.replace("_", "-"), flags.get(name)
         if name == "resume" or value == before:
             continue
-        if name not in SAFE_TO_CHANGE:
+        if name not in SAFE_TO_CHANGE and not (name == "data" and before is not None):
             raise UsageError(
                 f"{flag} {shown(value)} contradicts the checkpoint's run ({flag} {shown(before)}): resume "
                 "without it, or start a new run"
@@ -54,6 +56,11 @@ def resumed(args: argparse.Namespace, explicit: argparse.Namespace, checkpoint: 
         if launching_process():  # not once more from each DDP rank
             print(f"resuming with {flag} {shown(value)} (the checkpoint's run had {shown(before)})")
         flags[name] = value
+    if flags.get("data") is not None and "data" not in vars(explicit) and not Path(flags["data"]).exists():
+        raise CheckpointError(
+            f"the checkpoint's --data {flags['data']} is gone: if the file moved, give its new path, "
+            f"--resume {args.resume} --data NEW_PATH (its content is checked against the checkpoint's)"
+        )
     step = checkpoint.get("global_step", 0)
     if "max_epochs" in vars(explicit) and "max_steps" not in vars(explicit) and 0 <= flags["max_steps"] <= step:
         if launching_process():

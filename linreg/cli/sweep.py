@@ -19,7 +19,7 @@ import json
 import math
 from pathlib import Path
 
-from linreg.cli import Parser, fail, program, quieted
+from linreg.cli import USER_ERRORS, Parser, fail, program, quieted
 from linreg.cli import train as train_cli
 from linreg.errors import StorageError
 from linreg.run_folders import claim
@@ -59,6 +59,15 @@ def run(argv: list[str] | None = None) -> Path:
     if on_off and not set(args.values) <= {"yes", "no"}:
         p.error(f"{flag} is an on/off flag: give --values yes and/or no")
 
+    def run_args(value: str) -> list[str]:
+        return [*train_args, *(([flag] if value == "yes" else []) if on_off else [flag, value])]
+
+    for value in args.values:  # every run's flags, before the first run: a bad value is found at once
+        try:
+            train_cli.checked([*run_args(value), "--logdir", args.logdir])
+        except USER_ERRORS as e:
+            fail(program("sweep.py"), f"--values {value}: {e}")
+
     from linreg.figures import loss_curves_figure, read_scalars  # matplotlib: after the flags are checked
 
     try:  # atomic: sweeps started together get folders of their own
@@ -68,9 +77,8 @@ def run(argv: list[str] | None = None) -> Path:
     rows, curves = [], {}
     for value in args.values:
         run_logdir = folder / f"{args.param}={value}"
-        value_args = ([flag] if value == "yes" else []) if on_off else [flag, value]
         try:
-            run_dir = train_cli.run([*train_args, *value_args, "--logdir", str(run_logdir)])
+            run_dir = train_cli.run([*run_args(value), "--logdir", str(run_logdir)])
         except SystemExit as e:
             if e.code != 1:  # 1: diverged, kept in the table; anything else is bad input for every run
                 raise

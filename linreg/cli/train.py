@@ -19,8 +19,21 @@ import contextlib
 import sys
 from pathlib import Path
 
-from linreg.cli import USER_ERRORS, Parser, data_file, fail, finite, gpu_available, program, quieted, readable_file
+from linreg.cli import (
+    USER_ERRORS,
+    Parser,
+    data_file,
+    fail,
+    finite,
+    hardware,
+    program,
+    quieted,
+    readable_file,
+    stopped_in_one_line,
+)
+from linreg.cli.hardware import ACCELERATORS, PRECISIONS
 from linreg.errors import CheckpointError, DataError, StorageError, UsageError
+from linreg.stop_signals import StopSignals
 
 PROG = "train.py"
 
@@ -34,11 +47,11 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     """The flags; with defaults=False, parsing gives only the flags on the command line (for --resume)."""
     p = Parser(prog=program(PROG), description=__doc__.split("\n\n")[0])
     g = p.add_argument_group("hardware (passed to lightning.Trainer)")
-    g.add_argument("--accelerator", default="auto", help="cpu, gpu, mps or auto (default: %(default)s)")
-    g.add_argument("--devices", default="auto", help="how many devices, a list like 0,1, or auto (default: auto)")
+    g.add_argument("--accelerator", type=hardware.accelerator, default="auto", help=f"{', '.join(ACCELERATORS)} (auto)")
+    g.add_argument("--devices", type=hardware.devices, default="auto", help="a number, a list like 0,1, or auto (auto)")
     g.add_argument("--strategy", default="auto", help="auto, ddp, ... (default: %(default)s)")
     g.add_argument("--num-nodes", type=int, default=1, help="machines for multi-node DDP (default: %(default)s)")
-    g.add_argument("--precision", default="32-true", help="32-true, 64-true, ... (default: %(default)s)")
+    g.add_argument("--precision", type=hardware.precision, default="32-true", help=f"{', '.join(PRECISIONS)} (32-true)")
     g = p.add_argument_group("training (the book's hyperparameters)")
     g.add_argument("--max-epochs", type=int, default=3, help="the book's num_epochs (default: %(default)s)")
     g.add_argument("--max-steps", type=int, default=-1, help="stop after this many SGD steps (default: -1, no limit)")
@@ -80,7 +93,9 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--features", metavar="COLUMN", nargs="+", help="the input columns (default: all but the target)")
     g.add_argument("--val-fraction", type=finite, default=0.2, help="rows held out without --num-val (0.2)")
     g = p.add_argument_group("run")
-    g.add_argument("--seed", type=int, default=0, help="fixes the data, the init and the batch order (default: 0)")
+    g.add_argument(
+        "--seed", type=hardware.seed, default=0, help="0 to 2³²-1: fixes the data, the init and the batch order (0)"
+    )
     g.add_argument("--logdir", default="lightning_logs", help="runs go to <logdir>/version_N/ (default: %(default)s)")
     g.add_argument(
         "--resume",
@@ -114,7 +129,8 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
 def check(args: argparse.Namespace) -> None:
     """Reject what would fail later, or silently misbehave, with one line naming the flag or the file."""
     positive = {"--batch-size": args.batch_size, "--lr": args.lr, "--num-examples": args.num_examples}
-    positive |= {"--log-every-n-steps": args.log_every_n_steps}
+    positive |= {"--log-every-n-steps": args.log_every_n_steps, "--max-epochs": args.max_epochs}
+    positive |= {"--num-nodes": args.num_nodes}
     if args.steps_per_execution != "auto":
         positive |= {"--steps-per-execution": args.steps_per_execution}
     for flag, value in positive.items():
@@ -127,6 +143,8 @@ def check(args: argparse.Namespace) -> None:
     for flag, value in non_negative.items():
         if not value >= 0:
             raise UsageError(f"{flag} must not be negative, got {value}")
+    if args.max_steps == 0 or args.max_steps < -1:
+        raise UsageError(f"--max-steps must be positive, or -1 for no limit: got {args.max_steps}")
     if args.num_features is not None and args.num_features <= 0:
         raise UsageError(f"--num-features must be positive, got {args.num_features}")
     if args.true_w is not None and args.num_features is not None and len(args.true_w) not in (1, args.num_features):
@@ -147,26 +165,52 @@ def check(args: argparse.Namespace) -> None:
         data_file("--data", args.data, DataError)
     if args.resume is not None:
         readable_file("--resume", args.resume, CheckpointError)
-    gpu_available(args.accelerator)
+    hardware.accelerator_available("--accelerator", args.accelerator)
 
 
-def run(argv: list[str] | None = None) -> Path:
-    """The command on `argv`: its run folder, or SystemExit with the status (2: bad input, 1: diverged or
-    a file that cannot be written, 130 or 143: stopped by SIGINT or SIGTERM)."""
+# The flags that describe synthetic data, and those that pick a file's columns: given with the other kind
+# of data they would be ignored, and recorded in hparams as if used.
+SYNTHETIC_ONLY = ("num_examples", "true_w", "true_b", "num_features", "noise", "sort_by_label", "outliers",
+                  "outlier_scale", "streaming")  # fmt: skip
+FILE_ONLY = ("target", "features", "val_fraction")
+
+
+def no_ignored_flags(args: argparse.Namespace, explicit: argparse.Namespace) -> None:
+    """UsageError for a flag on the command line (`explicit`) that the run would ignore."""
+    given = [name for name in (FILE_ONLY if args.data is None else SYNTHETIC_ONLY) if name in vars(explicit)]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        why = "picks a --data file's columns" if args.data is None else "describes synthetic data, not a --data file"
+        raise UsageError(f"{flag} {why}: it would be ignored; leave it out")
+
+
+def checked(argv: list[str] | None) -> tuple[argparse.Namespace, dict | None]:
+    """The flags of `argv` checked, a resumed run's settings merged in, and the checkpoint it resumes (or
+    None); USER_ERRORS or argparse's exit for bad input. Nothing runs and nothing is written."""
     args = build_parser().parse_args(argv)
-    try:
+    if args.resume is None:
         check(args)
-        checkpoint = None
-        if args.resume is not None:
-            from linreg.checkpoint import read_checkpoint  # torch only
-            from linreg.cli.resume import resumed
+        no_ignored_flags(args, build_parser(defaults=False).parse_args(argv))
+        return args, None
+    readable_file("--resume", args.resume, CheckpointError)  # the rest is checked once merged with its run's
+    from linreg.checkpoint import read_checkpoint  # torch only
+    from linreg.cli.resume import resumed
 
-            checkpoint = read_checkpoint(args.resume)
-            args = resumed(args, build_parser(defaults=False).parse_args(argv), checkpoint)
-            check(args)
+    checkpoint = read_checkpoint(args.resume)
+    args = resumed(args, build_parser(defaults=False).parse_args(argv), checkpoint)
+    check(args)
+    return args, checkpoint
+
+
+def run(argv: list[str] | None = None, signals: StopSignals | None = None) -> Path:
+    """The command on `argv`: its run folder, or SystemExit with the status (2: bad input, 1: diverged or
+    a file that cannot be written, 130 or 143: stopped by SIGINT or SIGTERM). `signals`: the handlers that
+    main() installed, which stop training at an update boundary; None in library use."""
+    try:
+        args, checkpoint = checked(argv)
         from linreg.runner import run  # Lightning, seconds to import: only once the input is known to be good
 
-        return run(args, checkpoint)
+        return run(args, checkpoint, signals)
     except USER_ERRORS as e:
         fail(program(PROG), e)
     except StorageError as e:
@@ -174,10 +218,13 @@ def run(argv: list[str] | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The console script `linreg-train` (it exits with what this returns: nothing, status 0)."""
+    """The console script `linreg-train` (it exits with what this returns: nothing, status 0). While it
+    runs, it owns SIGINT and SIGTERM (linreg/stop_signals.py) and, unless --verbose, Lightning's logging."""
     verbose = "--verbose" in (sys.argv[1:] if argv is None else argv)
-    with contextlib.nullcontext() if verbose else quieted(program(PROG)):
-        run(argv)
+    signals = StopSignals()
+    quiet = contextlib.nullcontext() if verbose else quieted(program(PROG))
+    with stopped_in_one_line(program(PROG)), signals.installed(), quiet:
+        run(argv, signals)
 
 
 if __name__ == "__main__":
