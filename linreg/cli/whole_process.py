@@ -164,6 +164,33 @@ def files(repeats: int, kinds: tuple[str, ...] = ("csv", "parquet")) -> None:
             label = f"linreg-train --data big.{kind}"
             print(f"{label:>30} {s:>8.2f} {s / loadtxt_s:>10.2f} {peak:>9.0f} {peak / table_mib:>8.2f}")
         print(f"{'':>30} (minus the 1000-row run; the float64 table is {table_mib:.0f} MiB)")
+        print()
+        readers(repeats, paths["big.csv"], folder)
+
+
+def readers(repeats: int, long_csv: str, folder: str) -> None:
+    """The CSV reader alone (linreg.data_files.read_columns, in this process) against numpy.loadtxt, on a
+    long file and on a wide one: 10,000 columns x 50 rows (4.8 MB), where a per-column cost would show."""
+    import numpy as np
+
+    from linreg.data_files import read_columns, read_header
+
+    rng = np.random.default_rng(0)
+    wide = f"{folder}/wide.csv"
+    header = ",".join(f"x{i}" for i in range(9999)) + ",y"
+    np.savetxt(wide, rng.standard_normal((50, 10_000)), delimiter=",", header=header, comments="", fmt="%.6f")
+    print(f"{'the CSV reader':>30} {'loadtxt s':>10} {'linreg s':>9} {'ratio':>6}")
+    for label, path in (("1M x 10", long_csv), ("50 x 10,000 (wide)", wide)):
+        times = {"loadtxt": [], "linreg": []}
+        for _ in range(repeats):
+            start = time.perf_counter()
+            np.loadtxt(path, delimiter=",", skiprows=1)
+            times["loadtxt"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            read_columns(path, read_header(path))
+            times["linreg"].append(time.perf_counter() - start)
+        loadtxt_s, linreg_s = statistics.median(times["loadtxt"]), statistics.median(times["linreg"])
+        print(f"{label:>30} {loadtxt_s:>10.3f} {linreg_s:>9.3f} {linreg_s / loadtxt_s:>6.2f}")
 
 
 def main() -> None:
