@@ -159,8 +159,10 @@ def run(args: argparse.Namespace, checkpoint: dict | None = None, signals: StopS
 
 
 def fit_and_report(args: argparse.Namespace, checkpoint: dict | None, signals: StopSignals | None) -> Path:
-    datamodule, model, trainer = build(args, signals=signals)
+    datamodule, model, trainer = build(args, signals=signals)  # reads a data file: can take a while
     try:
+        if signals is not None:
+            signals.check()  # Ctrl-C while the data was read or the Trainer built: nothing to save yet
         run_dir = train_and_report(args, checkpoint, datamodule, model, trainer)
     except BaseException:
         if launching_process():  # a run that failed before it wrote anything leaves no empty folder

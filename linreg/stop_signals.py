@@ -2,10 +2,13 @@
 
     signals = StopSignals()
     with signals.installed():          # a command's main() only: library code installs no handler
-        run(argv, signals)             # StepCheckpoint calls signals.hold() when training starts
+        run(argv, signals)             # calls signals.check() between steps; StepCheckpoint signals.hold()
 
 - Before training starts (imports, reading a file, building the Trainer) there is nothing to save: a
-  signal raises `Interrupted` at once, and the command ends in one line with 128 + the signal's number.
+  signal is noted, and `check()`, which the command calls between those steps, raises `Interrupted`; the
+  command ends in one line with 128 + the signal's number. Not raised from the handler itself: raised
+  inside an import, a C extension's initialization can swallow it (the run went on) or the interpreter can
+  abort on its way out.
 - From `hold()` on (training, then the report), the first signal is recorded: training stops at the next
   update boundary and saves a checkpoint there (linreg.fault_tolerance.StepCheckpoint); after the last
   update, the report is finished before the command exits. A second Ctrl-C exits at once.
@@ -51,17 +54,21 @@ class StopSignals:
                 signal.signal(s, handler)
             self.previous = {}
 
+    def check(self) -> None:
+        """Before training: a signal noted so far ends the command here."""
+        if self.received is not None and not self.holding:
+            raise Interrupted(self.received)
+
     def hold(self) -> None:
-        """From now on a signal asks for a stop instead of interrupting. The handlers are set again: Lightning
-        sets its own for SIGTERM while it fits."""
+        """Training begins: from now on a signal asks for a stop at an update boundary. The handlers are set
+        again: Lightning sets its own for SIGTERM while it fits."""
+        self.check()
         self.holding = True
         if self.previous:
             for s in self.SIGNALS:
                 signal.signal(s, self.handle)
 
     def handle(self, signum: int, frame) -> None:
-        if not self.holding:
-            raise Interrupted(signum)
         if self.received is not None and signum == signal.SIGINT:
             os._exit(128 + signum)  # a second Ctrl-C: at once (what the last checkpoints hold is kept)
         self.received = self.received or signum

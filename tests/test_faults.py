@@ -202,14 +202,18 @@ def test_a_logdir_that_cannot_be_made_is_one_line(tmp_path, capsys):
     assert f"--logdir {tmp_path / 'file' / 'logs'}: a file is in the way of the folder" in err
 
 
-def test_before_training_a_signal_interrupts_then_it_is_held_and_a_second_ctrl_c_exits_at_once(monkeypatch):
+def test_before_training_a_signal_ends_at_the_next_check_then_it_is_held_and_a_second_ctrl_c_exits_at_once(
+    monkeypatch,
+):
     exits = []
     monkeypatch.setattr("os._exit", exits.append)  # the real one would end pytest
     before = signal.getsignal(signal.SIGINT)
     with StopSignals().installed() as signals:
-        with pytest.raises(Interrupted) as interrupted:  # before training: nothing to save, out at once
-            os.kill(os.getpid(), signal.SIGTERM)
-        assert interrupted.value.signum == signal.SIGTERM and signals.received is None
+        os.kill(os.getpid(), signal.SIGTERM)  # before training: noted, and the command's next check ends it
+        with pytest.raises(Interrupted) as interrupted:
+            signals.check()
+        assert interrupted.value.signum == signal.SIGTERM
+        signals.received = None  # as in a command that went on (this test, to try what comes next)
         signals.hold()  # training starts
         os.kill(os.getpid(), signal.SIGINT)  # the first: a request, noted for the next update boundary
         assert signals.received == signal.SIGINT and exits == []

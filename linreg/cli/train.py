@@ -210,6 +210,8 @@ def run(argv: list[str] | None = None, signals: StopSignals | None = None) -> Pa
         args, checkpoint = checked(argv)
         from linreg.runner import run  # Lightning, seconds to import: only once the input is known to be good
 
+        if signals is not None:
+            signals.check()  # Ctrl-C while the imports ran
         return run(args, checkpoint, signals)
     except USER_ERRORS as e:
         fail(program(PROG), e)
