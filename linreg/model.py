@@ -132,9 +132,12 @@ class LinearRegressionScratch(L.LightningModule):
             return list(loaders)
         return ["val"] * (len(loaders) if isinstance(loaders, list | tuple) else 1)
 
+    def epoch_metrics(self) -> tuple:
+        return self.train_epoch_loss, self.val_loss, self.val_mse, self.val_r2, self.val_examples
+
     def on_validation_start(self) -> None:
         # module.double() (precision "64-true") leaves torchmetrics' states in float32: match the parameters.
-        for metric in (self.train_epoch_loss, self.val_loss, self.val_mse, self.val_r2, self.val_examples):
+        for metric in self.epoch_metrics():
             metric.set_dtype(self.w.dtype)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0):
@@ -161,7 +164,7 @@ class LinearRegressionScratch(L.LightningModule):
             values["val/loss"], values["val/mse"] = self.val_loss.compute(), self.val_mse.compute()
             if self.val_examples.compute() >= 2:  # R² compares with the labels' variance: undefined for one
                 values["val/r2"] = self.val_r2.compute()
-        for metric in (self.train_epoch_loss, self.val_loss, self.val_mse, self.val_r2, self.val_examples):
+        for metric in self.epoch_metrics():
             metric.reset()
         return values
 

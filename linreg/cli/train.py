@@ -16,7 +16,6 @@ This file parses and checks; `linreg.runner` builds the Trainer and runs it.
 
 import argparse
 import contextlib
-import sys
 from pathlib import Path
 
 from linreg.cli import (
@@ -222,7 +221,7 @@ def run(argv: list[str] | None = None, signals: StopSignals | None = None) -> Pa
 def main(argv: list[str] | None = None) -> None:
     """The console script `linreg-train` (it exits with what this returns: nothing, status 0). While it
     runs, it owns SIGINT and SIGTERM (linreg/stop_signals.py) and, unless --verbose, Lightning's logging."""
-    verbose = "--verbose" in (sys.argv[1:] if argv is None else argv)
+    verbose = build_parser().parse_args(argv).verbose  # a bad flag ends here, in argparse's one line
     signals = StopSignals()
     quiet = contextlib.nullcontext() if verbose else quieted(program(PROG))
     with stopped_in_one_line(program(PROG)), signals.installed(), quiet:
