@@ -19,10 +19,11 @@ import json
 import math
 from pathlib import Path
 
-from linreg.cli import USER_ERRORS, Parser, fail, program, quieted
+from linreg.cli import USER_ERRORS, Parser, fail, program, quieted, stopped_in_one_line
 from linreg.cli import train as train_cli
 from linreg.errors import StorageError
 from linreg.run_folders import claim
+from linreg.stop_signals import StopSignals
 
 COLUMNS = ["value", "train_loss", "val_loss", "w_error", "b_error", "excess_loss", "fit_seconds"]
 
@@ -41,8 +42,9 @@ def result_row(value: str, summary: dict) -> dict:
     return row
 
 
-def run(argv: list[str] | None = None) -> Path:
-    """The sweep on `argv`: its folder, or SystemExit with the status of bad input."""
+def run(argv: list[str] | None = None, signals: StopSignals | None = None) -> Path:
+    """The sweep on `argv`: its folder, or SystemExit with the status of bad input, or of the run a signal
+    stopped (`signals`: main()'s handlers, which stop the run in progress at an update boundary)."""
     p = Parser(prog=program("sweep.py"), description=__doc__.split("\n\n")[0])
     p.add_argument("--param", required=True, help="a train.py flag without its dashes: lr, batch-size, ...")
     p.add_argument("--values", required=True, nargs="+", help="its values; yes/no for an on/off flag")
@@ -78,7 +80,7 @@ def run(argv: list[str] | None = None) -> Path:
     for value in args.values:
         run_logdir = folder / f"{args.param}={value}"
         try:
-            run_dir = train_cli.run([*run_args(value), "--logdir", str(run_logdir)])
+            run_dir = train_cli.run([*run_args(value), "--logdir", str(run_logdir)], signals)
         except SystemExit as e:
             if e.code != 1:  # 1: diverged, kept in the table; anything else is bad input for every run
                 raise
@@ -106,9 +108,11 @@ def run(argv: list[str] | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The console script `linreg-sweep`."""
-    with quieted(program("sweep.py")):
-        run(argv)
+    """The console script `linreg-sweep`. While it runs it owns SIGINT and SIGTERM, as linreg-train does: a
+    signal stops the run in progress at an update boundary, saved to resume, and ends the sweep."""
+    signals = StopSignals()
+    with stopped_in_one_line(program("sweep.py")), signals.installed(), quieted(program("sweep.py")):
+        run(argv, signals)
 
 
 if __name__ == "__main__":
