@@ -118,15 +118,16 @@ class BookReport(UpdateCallback):
             return
         # the same on every rank (each holds the whole training set); ridge regression under weight decay
         weight_decay = pl_module.hparams.get("weight_decay", 0.0)
+        bias = pl_module.hparams.get("bias", True)  # a model without b is compared with least squares without one
         if solve_us(X.shape[1], len(X)) < BACKGROUND_US:  # quick: solved before training starts
-            self.solution = closed_form(X, y, weight_decay=weight_decay)
+            self.solution = closed_form(X, y, weight_decay=weight_decay, bias=bias)
             if trainer.is_global_zero:
                 print(conditioning(pl_module, self.solution, datamodule.examples_per_batch())[0])
             return
         # Long: solved on a second thread while training starts (its products release Python), and waited
         # for at the first evaluation, which reports against it. At 1M x 100 that hides most of its ~1 s.
         self.solver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linreg-closed-form")
-        self.solving = self.solver.submit(closed_form, X, y, weight_decay=weight_decay)
+        self.solving = self.solver.submit(closed_form, X, y, weight_decay=weight_decay, bias=bias)
 
     def solved(self, trainer: L.Trainer, pl_module: L.LightningModule, wait: bool = True) -> ClosedForm | None:
         """The closed form once solved in the background (waiting for it if `wait`), its line printed then."""

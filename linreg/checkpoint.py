@@ -30,7 +30,7 @@ def read_checkpoint(path: str | Path) -> dict:
     except Exception as e:  # unpickling errors come in many types; any of them means "not a checkpoint"
         raise CheckpointError(f"{path}: not a checkpoint that torch can read ({type(e).__name__})") from None
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
-    parameters = ({"w", "b"}, {"net.0.weight", "net.0.bias"})  # the scratch model's, or the concise one's
+    parameters = ({"w", "b"}, {"net.0.weight"})  # the scratch model's, or the concise one's (its bias, if any)
     if not isinstance(state, dict) or not any(names <= state.keys() for names in parameters):
         raise CheckpointError(f"{path}: not a checkpoint of this project's model (it holds no w and b)")
     diverged = (checkpoint.get("linreg") or {}).get("diverged_at_step")

@@ -44,9 +44,10 @@ CHUNK_SIZE = 4096
 class ClosedForm:
     w: torch.Tensor  # (num_inputs, 1), float64
     b: torch.Tensor  # (1,), float64
-    root: torch.Tensor  # (d+1, d+1) R with RᵀR = X̃ᵀX̃ / n (+ λ on the weights' diagonal): the curvature
+    root: torch.Tensor  # (k, k) R with RᵀR = X̃ᵀX̃ / n (+ λ on the weights' diagonal): the curvature
     loss: float  # mean squared_loss of (w, b) on the rows it was solved on (the data's, without any penalty)
-    eigenvalues: torch.Tensor  # (d+1,) of the same curvature, ascending: along its principal axes
+    eigenvalues: torch.Tensor  # (k,) of the same curvature, ascending: along its principal axes
+    bias: bool = True  # X̃ = [X, 1] and k = d + 1; without a bias X̃ = X, k = d, and b is 0
 
     @property
     def condition_number(self) -> float:
@@ -61,42 +62,47 @@ class ClosedForm:
         return 2 / float(self.eigenvalues[-1])
 
 
-def first_estimate(X: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """β₀: least squares on the first 2(d+1) rows, [X, 1] β₀ ≈ y, in float64 on the CPU: (d+1, 1).
+def first_estimate(X: torch.Tensor, y: torch.Tensor, bias: bool = True) -> torch.Tensor:
+    """β₀: least squares on the first 2k rows, X̃ β₀ ≈ y, in float64 on the CPU: (k, 1).
 
     Any β₀ gives the same answer; a good one keeps the residuals, and so the cancellation, small.
     gelsd copes with rows too few or too alike to determine it (then β₀ is their minimum-norm fit)."""
-    rows = 2 * (X.shape[1] + 1)
-    X0 = torch.nn.functional.pad(X[:rows].double().cpu(), (0, 1), value=1.0)  # [X, 1]: (rows, d+1)
+    rows = 2 * (X.shape[1] + bias)
+    X0 = X[:rows].double().cpu()  # (rows, d)
+    if bias:
+        X0 = torch.nn.functional.pad(X0, (0, 1), value=1.0)  # [X, 1]: (rows, d+1)
     return torch.linalg.lstsq(X0, y[:rows].double().cpu().reshape(-1, 1), driver="gelsd").solution
 
 
 def closed_form(
-    X: torch.Tensor, y: torch.Tensor, chunk_size: int = CHUNK_SIZE, weight_decay: float = 0.0
+    X: torch.Tensor, y: torch.Tensor, chunk_size: int = CHUNK_SIZE, weight_decay: float = 0.0, bias: bool = True
 ) -> ClosedForm:
     """β minimizing the mean squared_loss, plus weight_decay · ‖w‖²/2 when it is not 0: ridge regression,
-    (X̃ᵀX̃ + nλ·I_w) β = X̃ᵀy with I_w the identity on the weights' block (b is not penalized)."""
+    (X̃ᵀX̃ + nλ·I_w) β = X̃ᵀy with I_w the identity on the weights' block (b is not penalized). X̃ = [X, 1],
+    or X itself for a model without a bias (`bias=False`: no intercept, b = 0)."""
     n, d = X.shape
-    beta0 = first_estimate(X, y).to(X.device)  # (d+1, 1)
-    G = torch.zeros(d + 2, d + 2, dtype=torch.float64, device=X.device)  # [X̃, r]ᵀ[X̃, r]
-    # One chunk of [X, 1, r], transposed: each column of it is a row. The product of a (d+2, chunk) matrix
-    # with its own transpose is a little faster than that of the (chunk, d+2) one (docs/performance.md).
-    B = torch.empty(d + 2, min(n, chunk_size), dtype=torch.float64, device=X.device)
+    k = d + bias  # columns of X̃
+    beta0 = first_estimate(X, y, bias).to(X.device)  # (k, 1)
+    G = torch.zeros(k + 1, k + 1, dtype=torch.float64, device=X.device)  # [X̃, r]ᵀ[X̃, r]
+    # One chunk of [X̃, r], transposed: each column of it is a row. The product of a (k+1, chunk) matrix
+    # with its own transpose is a little faster than that of the (chunk, k+1) one (docs/performance.md).
+    B = torch.empty(k + 1, min(n, chunk_size), dtype=torch.float64, device=X.device)
     for start in range(0, n, chunk_size):
-        Bc = B[:, : min(chunk_size, n - start)]  # (d+2, chunk)
+        Bc = B[:, : min(chunk_size, n - start)]  # (k+1, chunk)
         Bc[:d] = X[start : start + Bc.shape[1]].T  # converted to float64 as it is copied
-        Bc[d] = 1.0
-        Bc[d + 1] = y[start : start + Bc.shape[1]].reshape(-1)
-        Bc[d + 1 :] -= beta0.T @ Bc[: d + 1]  # r = y − X̃β₀: (1, chunk)
+        if bias:
+            Bc[d] = 1.0
+        Bc[k] = y[start : start + Bc.shape[1]].reshape(-1)
+        Bc[k:] -= beta0.T @ Bc[:k]  # r = y − X̃β₀: (1, chunk)
         G.addmm_(Bc, Bc.T)  # one product gives X̃ᵀX̃, X̃ᵀr and rᵀr
-    A, c, rr = G[: d + 1, : d + 1], G[: d + 1, d + 1 :], G[d + 1, d + 1]  # (d+1, d+1), (d+1, 1), ()
+    A, c, rr = G[:k, :k], G[:k, k:], G[k, k]  # (k, k), (k, 1), ()
     penalty = torch.zeros_like(A)  # nλ on the weights' diagonal: the penalty's curvature, summed over rows
     penalty.diagonal()[:d] = n * weight_decay
     # the gradient at β₀ + δ vanishes: (A + P)δ = c − Pβ₀ (c = X̃ᵀr is the data's part at β₀)
     L, info = torch.linalg.cholesky_ex(A + penalty)
     rhs = c - penalty @ beta0
     if info == 0:
-        delta = torch.cholesky_solve(rhs, L)  # (d+1, 1)
+        delta = torch.cholesky_solve(rhs, L)  # (k, 1)
     else:  # singular: minimum-norm solution (gelsd handles rank deficiency; it runs on the CPU)
         delta = torch.linalg.lstsq((A + penalty).cpu(), rhs.cpu(), driver="gelsd").solution.to(X.device)
     beta = beta0 + delta
@@ -105,7 +111,8 @@ def closed_form(
     eigenvalues, Q = torch.linalg.eigh((A + penalty) / n)
     root = eigenvalues.clamp(min=0).sqrt()[:, None] * Q.T
     loss = max(float(residual_sum), 0.0) / (2 * n)
-    return ClosedForm(w=beta[:d], b=beta[d], root=root, loss=loss, eigenvalues=eigenvalues.clamp(min=0))
+    b = beta[d] if bias else torch.zeros(1, dtype=torch.float64, device=X.device)
+    return ClosedForm(w=beta[:d], b=b, root=root, loss=loss, eigenvalues=eigenvalues.clamp(min=0), bias=bias)
 
 
 def training_loss(solution: ClosedForm, X: torch.Tensor, y: torch.Tensor, chunk_size: int = CHUNK_SIZE) -> float:
@@ -151,6 +158,7 @@ def excess_loss(solution: ClosedForm, w: torch.Tensor, b: torch.Tensor) -> float
     never negative, and free of the cancellation of subtracting two nearly equal losses once SGD is close
     to the optimum (in float32 the losses agree to all 7 digits well before the parameters do).
     """
-    theta = torch.cat([w.detach().reshape(-1), b.detach().reshape(-1)]).to(solution.root)  # (d+1,)
-    beta = torch.cat([solution.w.reshape(-1), solution.b])
+    parts = (w, b) if solution.bias else (w,)  # without a bias, b is 0 on both sides
+    theta = torch.cat([part.detach().reshape(-1) for part in parts]).to(solution.root)  # (k,)
+    beta = torch.cat([solution.w.reshape(-1), solution.b] if solution.bias else [solution.w.reshape(-1)])
     return 0.5 * float((solution.root @ (theta - beta)).square().sum())

@@ -38,11 +38,14 @@ class LinearRegressionConcise(LinearRegressionScratch):
         self.hparams.implementation = "concise"  # in every checkpoint: linreg.prediction rebuilds this class
         self.loss = nn.MSELoss()
 
-    def init_parameters(self, num_inputs: int, init_std: float) -> None:
-        self.net = nn.Sequential(skip_init(nn.Linear, num_inputs, 1))
+    def init_parameters(self, num_inputs: int, init_std: float, bias: bool = True) -> None:
+        self.net = nn.Sequential(skip_init(nn.Linear, num_inputs, 1, bias=bias))
         with torch.no_grad():  # the book's weight.data.normal_(0, 0.01) and bias.data.fill_(0)
             self.net[0].weight.copy_(torch.normal(0, init_std, (num_inputs, 1)).T)  # the scratch model's draw
-            self.net[0].bias.zero_()
+            if bias:
+                self.net[0].bias.zero_()
+        if not bias:  # nn.Linear(..., bias=False) has none: b reads as a constant 0, as the scratch model's
+            self.register_buffer("zero_bias", torch.zeros(1))
 
     @property
     def w(self) -> torch.Tensor:
@@ -50,7 +53,8 @@ class LinearRegressionConcise(LinearRegressionScratch):
 
     @property
     def b(self) -> torch.Tensor:
-        return self.net[0].bias  # (1,)
+        bias = self.net[0].bias
+        return bias if bias is not None else self.zero_bias  # (1,)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         return self.net(X)
@@ -60,7 +64,9 @@ class LinearRegressionConcise(LinearRegressionScratch):
         # gradient of the MSE, twice the scratch loss: 2λ here is the scratch model's penalty λ/2·‖w‖², doubled
         # with the rest of the loss, so that concise at lr η still takes the steps of scratch at 2η.
         decay = 2 * self.hparams.get("weight_decay", 0.0)
-        groups = [{"params": [self.net[0].weight], "weight_decay": decay}, {"params": [self.net[0].bias]}]
+        groups = [{"params": [self.net[0].weight], "weight_decay": decay}]
+        if self.net[0].bias is not None:
+            groups.append({"params": [self.net[0].bias]})
         return torch.optim.SGD(groups, lr=self.hparams.lr)
 
     def sgd_step(self, X: torch.Tensor, y: torch.Tensor, optimizer) -> torch.Tensor:

@@ -61,6 +61,8 @@ def trajectory_figure(
             (("params/w_error", "‖w − w_true‖"), ("params/b_error", "|b − b_true|")), floors, strict=True
         ):
             points = [(s, v) for s, v in scalars[tag] if v > 0 and math.isfinite(v)]
+            if not points:  # an error that stays exactly 0 (b without a bias, on data whose b is 0): no line
+                continue
             (line,) = axes[1].plot(*zip(*points, strict=True), label=label)
             if floor:
                 axes[1].axhline(floor, color=line.get_color(), linestyle=":", linewidth=1.2)

@@ -49,6 +49,7 @@ class FileRegressionDataModule(RegressionDataModule):
         seed: int = 0,
         eval_batch_size: int = 65536,
         shuffle: bool = True,
+        center: bool = True,
     ) -> None:
         super().__init__()
         header = read_header(path)
@@ -91,7 +92,10 @@ class FileRegressionDataModule(RegressionDataModule):
         self.table = table[torch.cat([self.train_rows, self.val_rows])]
         del table
         X = self.table[: self.num_train, :-1]  # (num_train, num_inputs)
-        self.mean, self.std = X.mean(0), X.std(0)  # of the training split only
+        if center:  # of the training split only
+            self.mean, self.std = X.mean(0), X.std(0)
+        else:  # a model without a bias: scaled, not centered (centering would move an intercept into the model)
+            self.mean, self.std = torch.zeros(X.shape[1], dtype=X.dtype), X.square().mean(0).sqrt()
         for name, mean, std in zip(features, self.mean.tolist(), self.std.tolist(), strict=True):
             if not (math.isfinite(mean) and math.isfinite(std)):
                 biggest = float(X[:, features.index(name)].abs().max())
@@ -101,7 +105,8 @@ class FileRegressionDataModule(RegressionDataModule):
                 )
             if not std > 0:
                 raise DataError(
-                    f"{path}: feature '{name}' is constant in the training split, so it cannot be "
+                    f"{path}: feature '{name}' is {'constant' if center else 'zero throughout'} in the training split, "
+                    "so it cannot be "
                     "standardized (it would divide by zero); leave it out with --features"
                 )
         self.table[:, :-1].sub_(self.mean).div_(self.std)  # (X - mean) / std; held-out rows with these statistics too

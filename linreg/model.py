@@ -52,6 +52,7 @@ class LinearRegressionScratch(L.LightningModule):
     """y_hat = X w + b with w ~ N(0, init_std²) of shape (num_inputs, 1) and b = 0, trained by the book's SGD
     on the per-example `loss`: the book's squared_loss, or absolute_loss, or huber_loss with `huber_delta`,
     plus `weight_decay` · l2_penalty(w) (D2L §3.7; the epoch losses are the data's alone, as the book's).
+    `bias=False`: y_hat = X w, b held at exactly 0.
     """
 
     GRADIENT_SCALE = 1  # the training loss's gradient over squared_loss's, at the same point (concise: 2)
@@ -64,6 +65,7 @@ class LinearRegressionScratch(L.LightningModule):
         loss: str = "squared",
         huber_delta: float = 1.0,
         weight_decay: float = 0.0,
+        bias: bool = True,
     ) -> None:
         super().__init__()
         if loss not in LOSSES:
@@ -72,7 +74,7 @@ class LinearRegressionScratch(L.LightningModule):
         self.automatic_optimization = False
         # the book's `loss = squared_loss`, or another per-example loss (linreg/functions.py)
         self.loss = partial(huber_loss, delta=huber_delta) if loss == "huber" else LOSSES[loss]
-        self.init_parameters(num_inputs, init_std)
+        self.init_parameters(num_inputs, init_std, bias)
         # Epoch metrics accumulate over chunks; torchmetrics combines them across processes under DDP.
         self.train_epoch_loss = MeanMetric()
         self.val_loss = MeanMetric()
@@ -80,10 +82,14 @@ class LinearRegressionScratch(L.LightningModule):
         self.val_r2 = R2Score()
         self.val_examples = SumMetric()  # R² needs two held-out examples: counted over every process
 
-    def init_parameters(self, num_inputs: int, init_std: float) -> None:
-        """The book's initialization: w ~ N(0, init_std²), b = 0 (the concise model overrides this)."""
+    def init_parameters(self, num_inputs: int, init_std: float, bias: bool = True) -> None:
+        """The book's initialization: w ~ N(0, init_std²), b = 0 (the concise model overrides this). Without
+        a bias (scikit-learn's fit_intercept=False), b is a constant 0, a buffer that no update touches."""
         self.w = nn.Parameter(torch.normal(0, init_std, (num_inputs, 1)))  # (num_inputs, 1)
-        self.b = nn.Parameter(torch.zeros(1))  # (1,)
+        if bias:
+            self.b = nn.Parameter(torch.zeros(1))  # (1,)
+        else:
+            self.register_buffer("b", torch.zeros(1))  # (1,): in the checkpoint, moved with the module, never trained
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         return linreg(X, self.w, self.b)
@@ -93,7 +99,7 @@ class LinearRegressionScratch(L.LightningModule):
         return self.loss(y_hat, y)
 
     def configure_optimizers(self) -> BookSGD:
-        return BookSGD([self.w, self.b], lr=self.hparams.lr)
+        return BookSGD([self.w, self.b] if self.hparams.bias else [self.w], lr=self.hparams.lr)
 
     # -- training: the book's loop body ---------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:

@@ -70,11 +70,12 @@ def build(
             args.seed,
             shuffle=not args.no_shuffle,
             steps_per_execution=K,
+            center=not args.no_bias,  # a model without b: scaled, not centered (docs/your-data.md)
         )
     else:
         synthetic = dict(
             true_w=true_w(args),
-            true_b=args.true_b,
+            true_b=args.true_b if args.true_b is not None else 0.0 if args.no_bias else 4.2,
             num_examples=args.num_examples,
             num_val=1000 if args.num_val is None else args.num_val,
             batch_size=args.batch_size,
@@ -97,6 +98,7 @@ def build(
         loss=args.loss,
         huber_delta=args.huber_delta,
         weight_decay=args.weight_decay,
+        bias=not args.no_bias,
     )
     # The bar only where someone watches it: redirected to a file, its redraws would be noise in the log.
     progress_bar = sys.stderr.isatty() if progress_bar is None else progress_bar
