@@ -25,7 +25,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from linreg.block_loading import BlockSampler
-from linreg.closed_form import ClosedForm, closed_form, excess_loss, solve_us, worth_solving
+from linreg.closed_form import RANK_TOLERANCE, ClosedForm, closed_form, excess_loss, solve_us, worth_solving
 from linreg.steps_per_execution import UpdateCallback
 
 SCALARS_PER_WRITE = 16  # params/* written per log_every_n_steps, on average: each scalar written costs time
@@ -55,20 +55,40 @@ def conditioning(module: L.LightningModule, solution: ClosedForm, batch_size: in
     gradient, which halves it; the absolute loss has no curvature, and no such bound.)
     """
     kappa, lr = solution.condition_number, module.hparams.lr
+    shown = f"{kappa:.3g}" if kappa < math.inf else f"above {1 / RANK_TOLERANCE:.0e} (collinear columns)"
     if module.hparams.get("loss", "squared") == "absolute":
-        return f"conditioning: XᵀX/n has condition number {kappa:.3g} (no lr bound for --loss absolute)", None
+        return f"conditioning: XᵀX/n has condition number {shown} (no lr bound for --loss absolute)", None
     scale = module.GRADIENT_SCALE  # huber: the squared loss's curvature near the optimum
     full, minibatch = float(solution.eigenvalues[-1]), float(solution.eigenvalues.sum()) / batch_size
     max_lr = 2 / max(full, minibatch) / scale
     if minibatch > full:  # the minibatch's curvature binds: say so, and that it is an estimate
-        line = f"conditioning: XᵀX/n has condition number {kappa:.3g}; at batch {batch_size}, lr above ~{max_lr:.3g}"
+        line = f"conditioning: XᵀX/n has condition number {shown}; at batch {batch_size}, lr above ~{max_lr:.3g}"
         line += f" diverges (a minibatch curves more than the full batch, whose bound is {2 / full / scale:.3g})"
     else:
-        line = f"conditioning: XᵀX/n has condition number {kappa:.3g}, so lr above {max_lr:.3g} diverges"
-    if kappa > 100:  # the flattest direction shrinks by a factor (1 - lr·λ_min) per step: name the cost
-        steps = math.inf if kappa == math.inf else 1 / (scale * lr * float(solution.eigenvalues[0]))
+        line = f"conditioning: XᵀX/n has condition number {shown}, so lr above {max_lr:.3g} diverges"
+    if 100 < kappa < math.inf:  # the flattest direction shrinks by a factor (1 - lr·λ_min) per step: name the cost
+        steps = 1 / (scale * lr * float(solution.eigenvalues[0]))
         line += f"; at lr {lr:g} the flattest direction needs ~{steps:.3g} steps per e-fold"
     return line, max_lr
+
+
+def column_names(datamodule, num_inputs: int) -> list[str]:
+    """X̃'s columns as a user knows them: the file's feature names (or w_0, w_1, ...), then the intercept."""
+    names = getattr(datamodule, "feature_names", None) or [f"w_{i}" for i in range(num_inputs)]
+    return [*names, "the intercept"]
+
+
+def collinearity_line(solution: ClosedForm, names: list[str]) -> str | None:
+    """One line naming the columns that depend on others, or None where none does."""
+    if not solution.collinear:
+        return None
+    named = [names[j] for j in solution.collinear]
+    columns = ", ".join(named) if len(named) <= 6 else f"{', '.join(named[:5])}, ... ({len(named)} columns)"
+    k = len(solution.eigenvalues)
+    return (
+        f"collinear: {columns} are linearly dependent, or too nearly for float64 (rank {solution.rank} of {k}): "
+        "the closed form is one least-squares solution of many, and its parameters are no target for SGD's"
+    )
 
 
 def parameter_errors(module: L.LightningModule, datamodule) -> tuple[torch.Tensor, float] | None:
@@ -122,12 +142,19 @@ class BookReport(UpdateCallback):
         if solve_us(X.shape[1], len(X)) < BACKGROUND_US:  # quick: solved before training starts
             self.solution = closed_form(X, y, weight_decay=weight_decay, bias=bias)
             if trainer.is_global_zero:
-                print(conditioning(pl_module, self.solution, datamodule.examples_per_batch())[0])
+                print(self.described(trainer, pl_module))
             return
         # Long: solved on a second thread while training starts (its products release Python), and waited
         # for at the first evaluation, which reports against it. At 1M x 100 that hides most of its ~1 s.
         self.solver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linreg-closed-form")
         self.solving = self.solver.submit(closed_form, X, y, weight_decay=weight_decay, bias=bias)
+
+    def described(self, trainer: L.Trainer, pl_module: L.LightningModule) -> str:
+        """The conditioning line, and the collinearity line where columns depend on others."""
+        datamodule = trainer.datamodule
+        lines = [conditioning(pl_module, self.solution, datamodule.examples_per_batch())[0]]
+        lines.append(collinearity_line(self.solution, column_names(datamodule, pl_module.w.numel())))
+        return "\n".join(line for line in lines if line)
 
     def solved(self, trainer: L.Trainer, pl_module: L.LightningModule, wait: bool = True) -> ClosedForm | None:
         """The closed form once solved in the background (waiting for it if `wait`), its line printed then."""
@@ -135,7 +162,7 @@ class BookReport(UpdateCallback):
             self.solution, self.solving = self.solving.result(), None
             self.solver.shutdown()
             if trainer.is_global_zero:
-                echo(trainer, conditioning(pl_module, self.solution, trainer.datamodule.examples_per_batch())[0])
+                echo(trainer, self.described(trainer, pl_module))
         return self.solution
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:

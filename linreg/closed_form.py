@@ -48,11 +48,15 @@ class ClosedForm:
     loss: float  # mean squared_loss of (w, b) on the rows it was solved on (the data's, without any penalty)
     eigenvalues: torch.Tensor  # (k,) of the same curvature, ascending: along its principal axes
     bias: bool = True  # X̃ = [X, 1] and k = d + 1; without a bias X̃ = X, k = d, and b is 0
+    rank: int | None = None  # of X̃ᵀX̃ to float64's resolution of it; k where no column depends on others
+    collinear: tuple[int, ...] = ()  # the columns of X̃ in its (near) null space (d: the intercept), if rank < k
 
     @property
     def condition_number(self) -> float:
         """λ_max / λ_min of X̃ᵀX̃ / n: how many times slower (S)GD closes in along the flattest direction
-        than the steepest allows; inf for collinear features."""
+        than the steepest allows; inf where the columns are collinear to float64's resolution (see rank)."""
+        if self.rank is not None and self.rank < len(self.eigenvalues):
+            return math.inf
         low, high = float(self.eigenvalues[0]), float(self.eigenvalues[-1])
         return high / low if low > 0 else math.inf
 
@@ -111,8 +115,39 @@ def closed_form(
     eigenvalues, Q = torch.linalg.eigh((A + penalty) / n)
     root = eigenvalues.clamp(min=0).sqrt()[:, None] * Q.T
     loss = max(float(residual_sum), 0.0) / (2 * n)
+    rank, collinear = null_space(eigenvalues, Q)
     b = beta[d] if bias else torch.zeros(1, dtype=torch.float64, device=X.device)
-    return ClosedForm(w=beta[:d], b=b, root=root, loss=loss, eigenvalues=eigenvalues.clamp(min=0), bias=bias)
+    return ClosedForm(
+        w=beta[:d],
+        b=b,
+        root=root,
+        loss=loss,
+        eigenvalues=eigenvalues.clamp(min=0),
+        bias=bias,
+        rank=rank,
+        collinear=collinear,
+    )
+
+
+# Eigenvalues of X̃ᵀX̃/n below this share of the largest are numerical zeros: float64 resolves the Gram
+# matrix's eigenvalues to ~1e-16 of the largest, so its columns are then collinear, or too nearly so to tell
+# (a condition number of X̃ above ~10⁶), and the least-squares solution is not unique to float64's digits.
+RANK_TOLERANCE = 1e-12
+
+
+def null_space(eigenvalues: torch.Tensor, Q: torch.Tensor) -> tuple[int, tuple[int, ...]]:
+    """(rank, the columns involved in the null space) of a Gram matrix from its eigendecomposition, k = len.
+
+    A column is involved when the null space holds a real share of it: the norm of its row of the null
+    space's basis V, ‖Vᵀe_j‖ (between 0 and 1, whatever basis eigh chose), is at least 1 % of the largest.
+    A column outside the dependence has a share of rounding's size; one inside, however many columns the
+    dependence spreads over (all 1001 of 1000 rows' [X, 1]), a share of the same order as the others'."""
+    small = eigenvalues <= RANK_TOLERANCE * eigenvalues[-1].clamp(min=0)
+    rank = len(eigenvalues) - int(small.sum())
+    if rank == len(eigenvalues):
+        return rank, ()
+    share = Q[:, small].norm(dim=1)  # (k,): each column's part in the null space
+    return rank, tuple(int(j) for j in (share >= 0.01 * share.max()).nonzero().reshape(-1))
 
 
 def training_loss(solution: ClosedForm, X: torch.Tensor, y: torch.Tensor, chunk_size: int = CHUNK_SIZE) -> float:

@@ -5,7 +5,8 @@
      "val_loss": ... | null, "epochs": 3, "global_step": 300, "fit_seconds": ..., "device": "cpu",
      "run_dir": "lightning_logs/version_0", "hparams": {...every CLI flag...},
      "closed_form": {"w": [...], "b": ..., "train_loss": ...} | null, "excess_loss": ... | null,
-     "condition_number": ... | null, "max_stable_lr": ... | null,
+     "condition_number": ... | null, "max_stable_lr": ... | null, "rank": ... | null,
+     "collinear_columns": [...] | null,
      "checkpoint": "<run_dir>/checkpoints/last.ckpt"}   # (status "interrupted at step N": last-step.ckpt)
 
 w, b and the closed form are in the units of the user's data (a file's features are standardized for
@@ -69,6 +70,11 @@ def run_summary(
         # the curvature X̃ᵀX̃/n of the training loss (see linreg/closed_form.py), with the closed form
         "condition_number": None if solution is None else solution.condition_number,
         "max_stable_lr": None if solution is None else solution.max_stable_lr,
+        # columns that depend on others (rank below the columns of [X, 1]): none, or their names
+        "rank": None if solution is None else solution.rank,
+        "collinear_columns": None
+        if solution is None or not solution.collinear
+        else collinear_names(solution, datamodule),
     }
 
 
@@ -81,6 +87,12 @@ def strict(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [strict(item) for item in value]
     return value
+
+
+def collinear_names(solution: ClosedForm, datamodule) -> list[str] | None:
+    """The columns that depend on others, by name (the intercept as "intercept"), or None where none does."""
+    names = [*(datamodule.feature_names or [f"w_{i}" for i in range(len(solution.w))]), "intercept"]
+    return [names[j] for j in solution.collinear] or None
 
 
 def write_summary(summary: dict[str, Any], run_dir: str | Path) -> Path:
