@@ -118,3 +118,16 @@ def test_a_commands_main_puts_everything_back(tmp_path):
     before = process_state()
     train.main(["--logdir", str(tmp_path), "--max-epochs", "1"])
     assert process_state() == before
+
+
+def test_an_interrupted_command_says_what_its_interruption_means(capsys):
+    # linreg-predict is no training run: its Ctrl-C line says what it stopped, not "before training began"
+    import signal
+
+    from linreg.cli import stopped_in_one_line
+    from linreg.stop_signals import Interrupted
+
+    with pytest.raises(SystemExit) as exit_info, stopped_in_one_line("predict.py", stopped="stopped the predictions"):
+        raise Interrupted(signal.SIGTERM)
+    assert exit_info.value.code == 143
+    assert capsys.readouterr().err == "predict.py: SIGTERM stopped the predictions\n"

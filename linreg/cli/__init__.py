@@ -36,21 +36,17 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self.add_argument("--version", action="version", version=f"linreg {__version__}")
 
-    def add_argument(self, *args, **kwargs) -> argparse.Action:
-        action = super().add_argument(*args, **kwargs)
+    def recorded(self, action: argparse.Action) -> argparse.Action:
         self.flags |= dict.fromkeys(action.option_strings, action)
         return action
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        return self.recorded(super().add_argument(*args, **kwargs))
 
     def add_argument_group(self, *args, **kwargs):
         group = super().add_argument_group(*args, **kwargs)
         add_to_group = group.add_argument
-
-        def add_argument(*args, **kwargs) -> argparse.Action:
-            action = add_to_group(*args, **kwargs)
-            self.flags |= dict.fromkeys(action.option_strings, action)
-            return action
-
-        group.add_argument = add_argument
+        group.add_argument = lambda *args, **kwargs: self.recorded(add_to_group(*args, **kwargs))
         return group
 
     def error(self, message: str):
@@ -82,10 +78,8 @@ def readable_file(flag: str, path: str, error: type[Exception] = UsageError) -> 
         if Path(path).is_symlink():  # the link is there; what it points to is not
             try:
                 Path(path).resolve(strict=True)
-            except RuntimeError:  # Python 3.11-3.12; 3.13 raises OSError(ELOOP)
-                raise error(f"{flag} {path}: a symbolic link that loops back on itself") from None
-            except OSError as e:
-                if e.errno == errno.ELOOP:
+            except (RuntimeError, OSError) as e:  # a loop: RuntimeError up to Python 3.12, OSError(ELOOP) after
+                if isinstance(e, RuntimeError) or e.errno == errno.ELOOP:
                     raise error(f"{flag} {path}: a symbolic link that loops back on itself") from None
             raise error(f"{flag} {path}: a symbolic link to {os.readlink(path)}, which does not exist")
         raise error(f"{flag} {path}: no such file")
@@ -124,10 +118,7 @@ def stopped_in_one_line(
         yield
     except (Interrupted, KeyboardInterrupt) as e:
         signum = getattr(e, "signum", signal.SIGINT)
-        print(
-            f"{prog}: {signal.Signals(signum).name} before training began: nothing was trained or saved",
-            file=sys.stderr,
-        )
+        print(f"{prog}: {signal.Signals(signum).name} {stopped}", file=sys.stderr)
         sys.exit(128 + signum)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's final flush goes nowhere
