@@ -75,7 +75,7 @@ def conditioning(module: L.LightningModule, solution: ClosedForm, batch_size: in
 def column_names(datamodule, num_inputs: int) -> list[str]:
     """X̃'s columns as a user knows them: the file's feature names (or w_0, w_1, ...), then the intercept."""
     names = getattr(datamodule, "feature_names", None) or [f"w_{i}" for i in range(num_inputs)]
-    return [*names, "the intercept"]
+    return [*names, "intercept"]
 
 
 def collinearity_line(solution: ClosedForm, names: list[str]) -> str | None:

@@ -2,7 +2,7 @@
 and, for a run that diverged or cannot run, one line that names the cause.
 
     print_results(summary, model, datamodule, args, solved=True)
-    divergence_line(model, lr=50, solution=solution, run_dir=run_dir)
+    divergence_line(model, lr=50, stable_lr=1.83, run_dir=run_dir)    # the conditioning line's bound
 """
 
 import math
@@ -30,12 +30,12 @@ def weights(values: list[float]) -> str:
 def print_results(summary: dict, model, datamodule, args, solved: bool) -> None:
     """The book's "error in estimating w and b", and SGD's parameters beside the closed form's."""
     errors = parameter_errors(model, datamodule)
-    if errors is not None and len(errors[0]) > SHOWN:
-        print(f"error in estimating w: norm {errors[0].norm():.6f}, largest {errors[0].abs().max():.6f}")
-        print(f"error in estimating b: {errors[1]:.6f}")
-    elif errors is not None:
-        print(f"error in estimating w: {rounded(errors[0].tolist())}")
-        print(f"error in estimating b: {errors[1]:.6f}")
+    if errors is not None:
+        w_error, b_error = errors
+        many = len(w_error) > SHOWN
+        shown = f"norm {w_error.norm():.6f}, largest {w_error.abs().max():.6f}" if many else rounded(w_error.tolist())
+        print(f"error in estimating w: {shown}")
+        print(f"error in estimating b: {b_error:.6f}")
     if not solved:  # streamed data (no training set in memory), or skipped by --closed-form
         return
     names = f" ({', '.join(datamodule.feature_names)})" if datamodule.feature_names else ""

@@ -25,6 +25,7 @@ from typing import Any
 
 import lightning as L
 
+from linreg.book_report import column_names
 from linreg.closed_form import ClosedForm, excess_loss
 
 
@@ -91,7 +92,7 @@ def strict(value: Any) -> Any:
 
 def collinear_names(solution: ClosedForm, datamodule) -> list[str] | None:
     """The columns that depend on others, by name (the intercept as "intercept"), or None where none does."""
-    names = [*(datamodule.feature_names or [f"w_{i}" for i in range(len(solution.w))]), "intercept"]
+    names = column_names(datamodule, len(solution.w))
     return [names[j] for j in solution.collinear] or None
 
 
