@@ -25,7 +25,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from linreg.block_loading import BlockSampler
-from linreg.closed_form import RANK_TOLERANCE, ClosedForm, closed_form, excess_loss, solve_us, worth_solving
+from linreg.closed_form import SINGULAR, ClosedForm, closed_form, excess_loss, solve_us, worth_solving
 from linreg.steps_per_execution import UpdateCallback
 
 SCALARS_PER_WRITE = 16  # params/* written per log_every_n_steps, on average: each scalar written costs time
@@ -55,7 +55,7 @@ def conditioning(module: L.LightningModule, solution: ClosedForm, batch_size: in
     gradient, which halves it; the absolute loss has no curvature, and no such bound.)
     """
     kappa, lr = solution.condition_number, module.hparams.lr
-    shown = f"{kappa:.3g}" if kappa < math.inf else f"above {1 / RANK_TOLERANCE:.0e} (collinear columns)"
+    shown = f"{kappa:.3g}" if kappa < math.inf else f"above {1 / SINGULAR:.0e} (collinear columns)"
     if module.hparams.get("loss", "squared") == "absolute":
         return f"conditioning: XᵀX/n has condition number {shown} (no lr bound for --loss absolute)", None
     scale = module.GRADIENT_SCALE  # huber: the squared loss's curvature near the optimum
@@ -79,15 +79,22 @@ def column_names(datamodule, num_inputs: int) -> list[str]:
 
 
 def collinearity_line(solution: ClosedForm, names: list[str]) -> str | None:
-    """One line naming the columns that depend on others, or None where none does."""
+    """One line naming the columns that depend, or nearly, on others, or None where none does."""
     if not solution.collinear:
         return None
     named = [names[j] for j in solution.collinear]
     columns = ", ".join(named) if len(named) <= 6 else f"{', '.join(named[:5])}, ... ({len(named)} columns)"
     k = len(solution.eigenvalues)
+    if solution.rank < k:
+        return (
+            f"collinear: {columns} are linearly dependent, to float64's resolution (rank {solution.rank} of {k}): "
+            "the closed form is the minimum-norm least-squares solution, one of many, and its parameters are no "
+            "target for SGD's"
+        )
     return (
-        f"collinear: {columns} are linearly dependent, or too nearly for float64 (rank {solution.rank} of {k}): "
-        "the closed form is one least-squares solution of many, and its parameters are no target for SGD's"
+        f"nearly collinear: {columns} (XᵀX/n has condition number {solution.condition_number:.3g}): the closed "
+        f"form is solved exactly (~{solution.digits:.0f} correct digits), but its parameters move "
+        f"~{solution.condition_number**0.5:.0e} times as much as the data's last digits"
     )
 
 
@@ -139,15 +146,17 @@ class BookReport(UpdateCallback):
         # the same on every rank (each holds the whole training set); ridge regression under weight decay
         weight_decay = pl_module.hparams.get("weight_decay", 0.0)
         bias = pl_module.hparams.get("bias", True)  # a model without b is compared with least squares without one
+        center, scale = datamodule.standardization() or (None, None)  # the model's coordinates
+        options = dict(weight_decay=weight_decay, bias=bias, center=center, scale=scale)
         if solve_us(X.shape[1], len(X)) < BACKGROUND_US:  # quick: solved before training starts
-            self.solution = closed_form(X, y, weight_decay=weight_decay, bias=bias)
+            self.solution = closed_form(X, y, **options)
             if trainer.is_global_zero:
                 print(self.described(trainer, pl_module))
             return
         # Long: solved on a second thread while training starts (its products release Python), and waited
         # for at the first evaluation, which reports against it. At 1M x 100 that hides most of its ~1 s.
         self.solver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linreg-closed-form")
-        self.solving = self.solver.submit(closed_form, X, y, weight_decay=weight_decay, bias=bias)
+        self.solving = self.solver.submit(closed_form, X, y, **options)
 
     def described(self, trainer: L.Trainer, pl_module: L.LightningModule) -> str:
         """The conditioning line, and the collinearity line where columns depend on others."""

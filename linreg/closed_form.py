@@ -1,59 +1,58 @@
-"""The book's closed form for linear regression, β = (XᵀX)⁻¹Xᵀy, solved soundly in one pass over the rows.
+"""The book's closed form for linear regression, β = (XᵀX)⁻¹Xᵀy, solved to the digits float64 allows.
 
-    solution = closed_form(X, y)      # X: (n, num_inputs), y: (n, 1): reads each row once
-    solution.w, solution.b, solution.loss
+    solution = closed_form(X, y)      # X: (n, num_inputs), y: (n, 1), in memory
+    solution = solve(chunks, ...)     # chunks(): a fresh iterator of (X, y) chunks, for each pass over the data
+    solution.w, solution.b, solution.loss, solution.digits, solution.method
     excess_loss(solution, w, b)       # how far SGD's (w, b) is above the optimum, in loss
     training_loss(solution, X, y)     # the solution's loss on any rows, summed residual by residual
 
-With X̃ = [X, 1] (the bias last) the optimum solves the normal equations X̃ᵀX̃ β = X̃ᵀy. We accumulate the
-Gram matrix of the chunk [X̃, r], with r = y − X̃β₀, in float64 over chunks of rows, and solve it by
-Cholesky; the inverse is never formed. β₀ is a first estimate, least squares on the first 2(d+1) rows.
-Solving for the rest, δ = β − β₀, from the residuals r instead of y changes nothing in exact arithmetic
-and makes the loss exact in one pass: Σ(y − X̃β)² = rᵀr − 2δᵀX̃ᵀr + δᵀX̃ᵀX̃δ, where rᵀr is of the size of
-the answer. From y itself the same identity would subtract two numbers ~10⁵ times larger than the book's
-loss (yᵀy and cᵀβ), losing five of float64's sixteen digits; the residuals keep all but one or two.
-The correction δ is small, so the solve's rounding errors are small against β too. A singular X̃ᵀX̃
-(a constant or duplicated feature) falls back to the minimum-norm least-squares solution.
+Two passes at most, each reading the rows once, a chunk at a time (docs/closed-form.md):
+1. `linreg.normal_equations`, always: the normal equations in float64 over residuals, Cholesky, and an
+   estimate of the digits that leaves (forming XᵀX squares the condition number). Well-conditioned data
+   (N(0, 1) or standardized features far from collinear) stops here, at ~1 matrix product per chunk.
+2. `linreg.exact_gram` + `linreg.refinement`, when the estimate is below ACCURATE_DIGITS: the Gram matrix
+   of the data exactly and R by TSQR in one more pass, then iterative refinement on those k×k numbers
+   alone: the exact least-squares solution of the data as given, rounded once to float64. Columns that
+   are collinear to float64's resolution get the minimum-norm solution instead, and are named.
 
-Why not QR of the full X̃, the textbook-stable route: QR needs X̃ as one float64 matrix, a copy of the
-whole dataset (1,000,000 × 101 in float64 is 808 MB) plus Householder workspace. The normal equations
-read X once, a chunk at a time, and hold O(d²) numbers; their cost, squaring the condition number of X̃,
-is a few of float64's 16 digits for well-conditioned designs like these (N(0, 1) or standardized
-features): on NIST's certified Longley problem, standardized (condition number 1.2·10⁴), the answer
-agrees with numpy's SVD-based lstsq to 1e-10 (tests/test_closed_form.py; docs/closed-form.md has the
-digits). Solve on float64 numbers: the same solver on float32 data keeps ~6 digits only. Memory: one
-float64 chunk ((d+2) × chunk_size), reused, on top of the data.
-
-The eigenvalues of X̃ᵀX̃/n, computed for `excess_loss` anyway, also give the condition number and the
-largest stable learning rate 2/λ_max (`ClosedForm.condition_number`, `.max_stable_lr`).
+The model trains on standardized features Z = (X − center)/scale (a file's; center 0 and scale 1 for
+synthetic data): `w`, `b` are in those coordinates, `data_w`, `data_b` in the data's own.
 """
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 
+from linreg.exact_gram import ExactGram
 from linreg.functions import linreg, squared_loss
+from linreg.normal_equations import CHUNK_SIZE, FLOAT64_DIGITS, NormalEquations, first_estimate
+from linreg.refinement import CONVERGED, exact_loss, preconditioner, refine, to_data
 
-# Rows per float64 chunk of [X, 1, r]: small enough to stay in cache for its product with itself, which
-# larger chunks do not (docs/performance.md, "The closed form").
-CHUNK_SIZE = 4096
+ACCURATE_DIGITS = 12  # below this estimate, the exact pass runs
+FEW_DIGITS = 6  # below this, comparisons with the closed form are marked unreliable
 
 
 @dataclass
 class ClosedForm:
-    w: torch.Tensor  # (num_inputs, 1), float64
+    w: torch.Tensor  # (num_inputs, 1), float64, the model's (standardized) coordinates
     b: torch.Tensor  # (1,), float64
-    root: torch.Tensor  # (k, k) R with RᵀR = X̃ᵀX̃ / n (+ λ on the weights' diagonal): the curvature
+    root: torch.Tensor  # (k, k) R with RᵀR = Z̃ᵀZ̃ / n (+ λ on the weights' diagonal): the curvature
     loss: float  # mean squared_loss of (w, b) on the rows it was solved on (the data's, without any penalty)
     eigenvalues: torch.Tensor  # (k,) of the same curvature, ascending: along its principal axes
-    bias: bool = True  # X̃ = [X, 1] and k = d + 1; without a bias X̃ = X, k = d, and b is 0
-    rank: int | None = None  # of X̃ᵀX̃ to float64's resolution of it; k where no column depends on others
-    collinear: tuple[int, ...] = ()  # the columns of X̃ in its (near) null space (d: the intercept), if rank < k
+    bias: bool = True  # Z̃ = [Z, 1] and k = d + 1; without a bias Z̃ = Z, k = d, and b is 0
+    rank: int | None = None  # of Z̃ to float64's resolution; k where no column depends on others
+    collinear: tuple[int, ...] = ()  # columns of Z̃ (d: the intercept) that depend, or nearly, on others
+    digits: float | None = None  # estimated correct digits of the fewest-digit coefficient; None: not unique
+    method: str = "normal equations"  # or "exact, refined" (pass 2), or "minimum norm" (rank deficient)
+    data_w: torch.Tensor | None = None  # (num_inputs,) float64, CPU: w in the data's units
+    data_b: torch.Tensor | None = None  # (1,)
 
     @property
     def condition_number(self) -> float:
-        """λ_max / λ_min of X̃ᵀX̃ / n: how many times slower (S)GD closes in along the flattest direction
+        """λ_max / λ_min of Z̃ᵀZ̃ / n: how many times slower (S)GD closes in along the flattest direction
         than the steepest allows; inf where the columns are collinear to float64's resolution (see rank)."""
         if self.rank is not None and self.rank < len(self.eigenvalues):
             return math.inf
@@ -65,74 +64,138 @@ class ClosedForm:
         """2 / λ_max: gradient descent on the mean squared_loss diverges for any larger lr."""
         return 2 / float(self.eigenvalues[-1])
 
-
-def first_estimate(X: torch.Tensor, y: torch.Tensor, bias: bool = True) -> torch.Tensor:
-    """β₀: least squares on the first 2k rows, X̃ β₀ ≈ y, in float64 on the CPU: (k, 1).
-
-    Any β₀ gives the same answer; a good one keeps the residuals, and so the cancellation, small.
-    gelsd copes with rows too few or too alike to determine it (then β₀ is their minimum-norm fit)."""
-    rows = 2 * (X.shape[1] + bias)
-    X0 = X[:rows].double().cpu()  # (rows, d)
-    if bias:
-        X0 = torch.nn.functional.pad(X0, (0, 1), value=1.0)  # [X, 1]: (rows, d+1)
-    return torch.linalg.lstsq(X0, y[:rows].double().cpu().reshape(-1, 1), driver="gelsd").solution
+    @property
+    def comparable(self) -> bool:
+        """Whether SGD's excess loss over it is sound: False where it has fewer than FEW_DIGITS digits. (A
+        minimum-norm solution has no digits to speak of, but its loss, and so the excess, is sound.)"""
+        return self.digits is None or self.digits >= FEW_DIGITS
 
 
 def closed_form(
-    X: torch.Tensor, y: torch.Tensor, chunk_size: int = CHUNK_SIZE, weight_decay: float = 0.0, bias: bool = True
+    X: torch.Tensor,
+    y: torch.Tensor,
+    chunk_size: int = CHUNK_SIZE,
+    weight_decay: float = 0.0,
+    bias: bool = True,
+    center: torch.Tensor | None = None,
+    scale: torch.Tensor | None = None,
+    exact: bool | None = None,
 ) -> ClosedForm:
-    """β minimizing the mean squared_loss, plus weight_decay · ‖w‖²/2 when it is not 0: ridge regression,
-    (X̃ᵀX̃ + nλ·I_w) β = X̃ᵀy with I_w the identity on the weights' block (b is not penalized). X̃ = [X, 1],
-    or X itself for a model without a bias (`bias=False`: no intercept, b = 0)."""
-    n, d = X.shape
-    k = d + bias  # columns of X̃
-    beta0 = first_estimate(X, y, bias).to(X.device)  # (k, 1)
-    G = torch.zeros(k + 1, k + 1, dtype=torch.float64, device=X.device)  # [X̃, r]ᵀ[X̃, r]
-    # One chunk of [X̃, r], transposed: each column of it is a row. The product of a (k+1, chunk) matrix
-    # with its own transpose is a little faster than that of the (chunk, k+1) one (docs/performance.md).
-    B = torch.empty(k + 1, min(n, chunk_size), dtype=torch.float64, device=X.device)
-    for start in range(0, n, chunk_size):
-        Bc = B[:, : min(chunk_size, n - start)]  # (k+1, chunk)
-        Bc[:d] = X[start : start + Bc.shape[1]].T  # converted to float64 as it is copied
-        if bias:
-            Bc[d] = 1.0
-        Bc[k] = y[start : start + Bc.shape[1]].reshape(-1)
-        Bc[k:] -= beta0.T @ Bc[:k]  # r = y − X̃β₀: (1, chunk)
-        G.addmm_(Bc, Bc.T)  # one product gives X̃ᵀX̃, X̃ᵀr and rᵀr
-    A, c, rr = G[:k, :k], G[:k, k:], G[k, k]  # (k, k), (k, 1), ()
-    penalty = torch.zeros_like(A)  # nλ on the weights' diagonal: the penalty's curvature, summed over rows
-    penalty.diagonal()[:d] = n * weight_decay
-    # the gradient at β₀ + δ vanishes: (A + P)δ = c − Pβ₀ (c = X̃ᵀr is the data's part at β₀)
-    L, info = torch.linalg.cholesky_ex(A + penalty)
-    rhs = c - penalty @ beta0
-    if info == 0:
-        delta = torch.cholesky_solve(rhs, L)  # (k, 1)
-    else:  # singular: minimum-norm solution (gelsd handles rank deficiency; it runs on the CPU)
-        delta = torch.linalg.lstsq((A + penalty).cpu(), rhs.cpu(), driver="gelsd").solution.to(X.device)
-    beta = beta0 + delta
-    residual_sum = rr - 2 * (delta.T @ c).squeeze() + (delta.T @ A @ delta).squeeze()  # Σ(y − X̃β)²: the data's
-    # A square root of the curvature (of the penalized loss) from its eigendecomposition: exists for singular A too.
-    eigenvalues, Q = torch.linalg.eigh((A + penalty) / n)
-    root = eigenvalues.clamp(min=0).sqrt()[:, None] * Q.T
-    loss = max(float(residual_sum), 0.0) / (2 * n)
+    """β minimizing the mean squared_loss of [X, 1] (or X, `bias=False`), plus weight_decay · ‖w‖²/2 on the
+    standardized weights when it is not 0 (ridge; b is not penalized). `exact`: None takes the exact pass
+    when the estimate asks for it, True always, False never."""
+
+    def chunks():
+        return ((X[i : i + chunk_size], y[i : i + chunk_size]) for i in range(0, len(X), chunk_size))
+
+    return solve(chunks, X.shape[1], weight_decay, bias, center, scale, exact, X.device)
+
+
+def solve(
+    chunks: Callable[[], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+    num_inputs: int,
+    weight_decay: float = 0.0,
+    bias: bool = True,
+    center: torch.Tensor | None = None,
+    scale: torch.Tensor | None = None,
+    exact: bool | None = None,
+    device: torch.device | str = "cpu",
+) -> ClosedForm:
+    """The closed form from chunks of rows, read once per pass: `chunks()` must give the same rows each time."""
+    d = num_inputs
+    center = torch.zeros(d, dtype=torch.float64) if center is None else center.double().cpu()
+    scale = torch.ones(d, dtype=torch.float64) if scale is None else scale.double().cpu()
+    normal = None
+    for X, y in chunks():
+        if normal is None:  # β₀ from the first rows
+            beta0 = first_estimate(X, y, center, scale, bias).to(device)
+            normal = NormalEquations(beta0, center, scale, bias)
+        normal.update(X, y)
+    cheap = normal.solve(weight_decay)
+    # The exact pass where the conditioning costs digits: judged on the weights as a vector, since a weight
+    # far smaller than the others has few digits of its own relative to itself whatever the method
+    if exact is False or (exact is None and cheap.normwise_digits >= ACCURATE_DIGITS):
+        rank, collinear = null_space(cheap.eigenvalues, cheap.Q)
+        root = cheap.eigenvalues.sqrt()[:, None] * cheap.Q.T
+        beta = cheap.beta.reshape(-1)
+        return finish(beta, root, cheap.loss, cheap.eigenvalues, rank, collinear, cheap.digits, "normal equations",
+                      center, scale, bias)  # fmt: skip
+    # the exact pass: each column cut into slices below the power of two above its largest |value|
+    bounds = normal.bounds()
+    exponents = [math.frexp(m)[1] for m in bounds[:d]] + ([1] if bias else []) + [math.frexp(bounds[d])[1]]
+    gram = ExactGram(exponents, center, scale, bias, device)
+    for X, y in chunks():
+        gram.update(X, y)
+    return exactly(gram, weight_decay)
+
+
+def exactly(gram: ExactGram, weight_decay: float) -> ClosedForm:
+    """The solution from the exact pass: refined, or the minimum-norm one where columns are collinear."""
+    R = preconditioner(gram, weight_decay)  # (k, k)
+    n, k = gram.rows, len(R)
+    U, S, Vh = torch.linalg.svd(R)  # S descending
+    eigenvalues, Q = (S.square() / n).flip(0), Vh.T.flip(1)  # ascending, as eigh's
     rank, collinear = null_space(eigenvalues, Q)
-    b = beta[d] if bias else torch.zeros(1, dtype=torch.float64, device=X.device)
+    root = R / math.sqrt(n)
+    if rank < k:  # not unique: the minimum-norm solution in the model's coordinates, Z̃β ≈ y
+        kept = SINGULAR**0.5 * S[0] < S
+        beta = Vh.T[:, kept] @ ((U.T[kept] @ gram.R[:k, k].cpu()) / S[kept])
+        c = to_data(beta, gram.center.cpu(), gram.scale.cpu(), gram.bias)
+        G, shift = gram.exact()
+        loss = exact_loss(G, shift, c, n)
+        return finish(beta, root, loss, eigenvalues, rank, collinear, None, "minimum norm", gram.center.cpu(),
+                      gram.scale.cpu(), gram.bias)  # fmt: skip
+    refined = refine(gram, R, weight_decay)
+    digits = FLOAT64_DIGITS if refined.correction < CONVERGED else min(-math.log10(refined.correction), FLOAT64_DIGITS)
+    d = len(gram.scale)
     return ClosedForm(
-        w=beta[:d],
-        b=b,
+        w=refined.beta[:d].reshape(-1, 1),
+        b=refined.beta[d:] if gram.bias else torch.zeros(1, dtype=torch.float64),
         root=root,
-        loss=loss,
-        eigenvalues=eigenvalues.clamp(min=0),
-        bias=bias,
+        loss=refined.loss,
+        eigenvalues=eigenvalues,
+        bias=gram.bias,
         rank=rank,
         collinear=collinear,
+        digits=digits,
+        method="exact, refined",
+        data_w=refined.c[:d],
+        data_b=refined.c[d:] if gram.bias else torch.zeros(1, dtype=torch.float64),
     )
 
 
-# Eigenvalues of X̃ᵀX̃/n below this share of the largest are numerical zeros: float64 resolves the Gram
-# matrix's eigenvalues to ~1e-16 of the largest, so its columns are then collinear, or too nearly so to tell
-# (a condition number of X̃ above ~10⁶), and the least-squares solution is not unique to float64's digits.
-RANK_TOLERANCE = 1e-12
+def finish(beta, root, loss, eigenvalues, rank, collinear, digits, method, center, scale, bias) -> ClosedForm:
+    """A ClosedForm from the model's β (k,), with the data's coefficients converted exactly, rounded once."""
+    d = len(scale)
+    beta = beta.reshape(-1)
+    data_w = [Fraction(float(w)) / Fraction(float(s)) for w, s in zip(beta[:d].tolist(), scale.tolist(), strict=True)]
+    data_b = (
+        Fraction(float(beta[d])) - sum(Fraction(float(m)) * w for m, w in zip(center.tolist(), data_w, strict=True))
+        if bias
+        else Fraction(0)
+    )
+    zero = torch.zeros(1, dtype=torch.float64, device=beta.device)
+    return ClosedForm(
+        w=beta[:d].reshape(-1, 1),
+        b=beta[d:] if bias else zero,
+        root=root,
+        loss=loss,
+        eigenvalues=eigenvalues,
+        bias=bias,
+        rank=rank,
+        collinear=collinear,
+        digits=digits,
+        method=method,
+        data_w=torch.tensor([float(w) for w in data_w], dtype=torch.float64),
+        data_b=torch.tensor([float(data_b)], dtype=torch.float64),
+    )
+
+
+# Eigenvalues of Z̃ᵀZ̃/n below NEAR_COLLINEAR of the largest (a condition number of Z̃ above 10⁶) name their
+# columns: their coefficients move by 10⁶ times any change in the data's last digits. Below SINGULAR (Z̃'s
+# above 10¹³) the columns are collinear to float64's resolution, and the solution is not unique.
+NEAR_COLLINEAR = 1e-12
+SINGULAR = 1e-26
 
 
 def null_space(eigenvalues: torch.Tensor, Q: torch.Tensor) -> tuple[int, tuple[int, ...]]:
@@ -142,21 +205,23 @@ def null_space(eigenvalues: torch.Tensor, Q: torch.Tensor) -> tuple[int, tuple[i
     space's basis V, ‖Vᵀe_j‖ (between 0 and 1, whatever basis eigh chose), is at least 1 % of the largest.
     A column outside the dependence has a share of rounding's size; one inside, however many columns the
     dependence spreads over (all 1001 of 1000 rows' [X, 1]), a share of the same order as the others'."""
-    small = eigenvalues <= RANK_TOLERANCE * eigenvalues[-1].clamp(min=0)
-    rank = len(eigenvalues) - int(small.sum())
-    if rank == len(eigenvalues):
+    top = eigenvalues[-1].clamp(min=0)
+    small = eigenvalues <= NEAR_COLLINEAR * top
+    rank = len(eigenvalues) - int((eigenvalues <= SINGULAR * top).sum())
+    if not bool(small.any()):
         return rank, ()
     share = Q[:, small].norm(dim=1)  # (k,): each column's part in the null space
     return rank, tuple(int(j) for j in (share >= 0.01 * share.max()).nonzero().reshape(-1))
 
 
 def training_loss(solution: ClosedForm, X: torch.Tensor, y: torch.Tensor, chunk_size: int = CHUNK_SIZE) -> float:
-    """The solution's mean squared_loss over X, y, residual by residual in float64, a chunk at a time
-    (a pass of its own: for other rows than those solved on, or to check `solution.loss`)."""
+    """The solution's mean squared_loss over X, y (the data's units), residual by residual in float64, a chunk
+    at a time (a pass of its own: for other rows than those solved on, or to check `solution.loss`)."""
     total = 0.0
     for start in range(0, len(X), chunk_size):
         Xc, yc = X[start : start + chunk_size].double(), y[start : start + chunk_size].double().reshape(-1, 1)
-        total += float(squared_loss(linreg(Xc, solution.w, solution.b), yc).sum())
+        w, b = solution.data_w.to(Xc.device).reshape(-1, 1), solution.data_b.to(Xc.device)
+        total += float(squared_loss(linreg(Xc, w, b), yc).sum())
     return total / len(X)
 
 

@@ -67,6 +67,11 @@ class RegressionDataModule(L.LightningDataModule):
         """The training set for the closed form, (n, num_inputs) and (n, 1): the numbers trained on."""
         return self.train_set.tensors
 
+    def standardization(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(center, scale) (num_inputs,) each where the model trains on (X - center) / scale of
+        `closed_form_data`'s X; None where it trains on X itself."""
+        return None
+
     def to_data_units(self, w: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The model's (w, b) in the units of the data the user gave, as float64 (num_inputs,) and (1,)
         on the CPU: unchanged here; a DataModule that rescales its features undoes that."""

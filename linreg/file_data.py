@@ -28,6 +28,7 @@ from linreg.fingerprint import changed, fingerprint
 from linreg.sampler import derive_seed
 
 SPLIT_STREAM = -3  # the held-out split's RNG stream of the seed (see linreg.data)
+STANDARDIZE_ROWS = 65536  # rows standardized at a time into the training copy
 
 
 def standardize(X: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -87,8 +88,9 @@ class FileRegressionDataModule(RegressionDataModule):
                 f"{path}: {self.num_train} training row after holding out {num_val}: "
                 "at least 2 are needed to standardize the features"
             )
-        # The one float64 copy of the data kept: training rows first, so that each split is a slice of it (a
-        # view, not a gathered copy), standardized in place once the training split's statistics are known.
+        # The one float64 copy of the data kept, as read: training rows first, so that each split is a slice of
+        # it (a view, not a gathered copy). The closed form is solved on these numbers; training on their
+        # standardized copy, made in the training dtype (make_data).
         self.table = table[torch.cat([self.train_rows, self.val_rows])]
         del table
         X = self.table[: self.num_train, :-1]  # (num_train, num_inputs)
@@ -109,22 +111,30 @@ class FileRegressionDataModule(RegressionDataModule):
                     "so it cannot be "
                     "standardized (it would divide by zero); leave it out with --features"
                 )
-        self.table[:, :-1].sub_(self.mean).div_(self.std)  # (X - mean) / std; held-out rows with these statistics too
 
     def largest_label(self) -> float:
         """The largest |y| trained on."""
         return float(self.table[: self.num_train, -1].abs().max())
 
     def make_data(self, dtype: torch.dtype):
-        # slices of the standardized table: copies only to change the dtype (none at --precision 64-true)
-        train, val = self.table[: self.num_train], self.table[self.num_train :]
-        return train[:, :-1].to(dtype), train[:, -1:].to(dtype), val[:, :-1].to(dtype), val[:, -1:].to(dtype)
+        # the features standardized, (X - mean) / std, held-out rows with the training split's statistics too,
+        # a block at a time: in float64, rounded once to dtype, without a second float64 copy of the data
+        features = torch.empty(len(self.table), self.num_inputs, dtype=dtype)  # (rows, num_inputs)
+        for start in range(0, len(features), STANDARDIZE_ROWS):
+            block = self.table[start : start + STANDARDIZE_ROWS, :-1]
+            features[start : start + STANDARDIZE_ROWS] = standardize(block, self.mean, self.std)
+        labels = self.table[:, -1:].to(dtype)  # a view at --precision 64-true
+        n = self.num_train
+        return features[:n], labels[:n], features[n:], labels[n:]
 
     def closed_form_data(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training split in float64 as read, standardized, whatever the training dtype: the closed form
-        is solved on the user's numbers, not on their float32 rounding (views of the table, no copy)."""
+        """The training split in float64 as read, whatever the training dtype: the closed form is solved on
+        the user's numbers, not on their float32 rounding nor their standardization's (views, no copy)."""
         train = self.table[: self.num_train]  # (num_train, num_inputs + 1), float64
         return train[:, :-1], train[:, -1:]
+
+    def standardization(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mean, self.std
 
     def to_data_units(self, w: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # y = w·(x - mean)/std + b = (w/std)·x + (b - Σ w·mean/std)
@@ -171,11 +181,8 @@ class FileRegressionDataModule(RegressionDataModule):
         """
         self.check_resume(state)
         mean, std = state["mean"].double(), state["std"].double()
-        if not (torch.equal(mean, self.mean) and torch.equal(std, self.std)):  # another split: read the rows again
-            hp = self.hparams
-            table = read_columns(hp.path, [*self.feature_names, hp.target])[torch.cat([self.train_rows, self.val_rows])]
-            table[:, :-1].sub_(mean).div_(std)
-            self.table, self.mean, self.std = table, mean, std
+        if not (torch.equal(mean, self.mean) and torch.equal(std, self.std)):  # another split's: standardize again
+            self.mean, self.std = mean, std
             if self.train_set is not None:
                 self.train_set = self.val_set = None
                 self.setup("fit")

@@ -51,6 +51,9 @@ def print_results(summary: dict, model, datamodule, args, solved: bool) -> None:
         gap = f"(sgd is {excess:.3g} above it)"
     else:  # the closed form minimizes the squared loss: still the reference, but not of this loss
         gap = f"(least squares, whatever --loss; in squared loss sgd is {excess:.3g} above it)"
+    if not closed["excess_loss_sound"]:  # too few digits to measure SGD against: said, not printed as sound
+        digits = f"~{closed['digits']:.0f} correct digits" if closed["digits"] >= 0.5 else "no correct digit"
+        gap = f"({digits} only, estimated: sgd's {excess:.3g} above it is unreliable)"
     name = "closed form" if not args.weight_decay else f"ridge (λ={args.weight_decay:g})"  # with the same penalty
     print(f"{name}: w{names} {weights(closed['w'])}, b {closed['b']:.6f}, loss {closed['train_loss']:.6g} {gap}")
 

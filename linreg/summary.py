@@ -4,7 +4,8 @@
      "true_w": [...] | null, "true_b": ... | null, "train_loss": ...,
      "val_loss": ... | null, "epochs": 3, "global_step": 300, "fit_seconds": ..., "device": "cpu",
      "run_dir": "lightning_logs/version_0", "hparams": {...every CLI flag...},
-     "closed_form": {"w": [...], "b": ..., "train_loss": ...} | null, "excess_loss": ... | null,
+     "closed_form": {"w": [...], "b": ..., "train_loss": ..., "method": ..., "digits": ...,
+                     "excess_loss_sound": true} | null, "excess_loss": ... | null,
      "condition_number": ... | null, "max_stable_lr": ... | null, "rank": ... | null,
      "collinear_columns": [...] | null,
      "checkpoint": "<run_dir>/checkpoints/last.ckpt"}   # (status "interrupted at step N": last-step.ckpt)
@@ -46,8 +47,6 @@ def run_summary(
         return float(metrics[name]) if name in metrics and not diverged else None
 
     w, b = datamodule.to_data_units(model.w, model.b)  # in the units of the user's data
-    if solution is not None:
-        closed_w, closed_b = datamodule.to_data_units(solution.w, solution.b)
     return {
         "status": f"diverged at step {model.diverged_at_step}" if diverged else "ok",
         "w": None if diverged else w.tolist(),  # never NaNs as if the run were fine
@@ -64,9 +63,7 @@ def run_summary(
         "device": str(trainer.strategy.root_device),
         "run_dir": str(run_dir),
         "hparams": hparams,
-        "closed_form": None
-        if solution is None
-        else {"w": closed_w.tolist(), "b": closed_b.item(), "train_loss": solution.loss},
+        "closed_form": None if solution is None else closed_form_summary(solution),
         "excess_loss": None if solution is None or diverged else excess_loss(solution, model.w, model.b),
         # the curvature X̃ᵀX̃/n of the training loss (see linreg/closed_form.py), with the closed form
         "condition_number": None if solution is None else solution.condition_number,
@@ -76,6 +73,18 @@ def run_summary(
         "collinear_columns": None
         if solution is None or not solution.collinear
         else collinear_names(solution, datamodule),
+    }
+
+
+def closed_form_summary(solution: ClosedForm) -> dict[str, Any]:
+    """The closed form in the data's units, how it was solved, and the digits it is estimated to have."""
+    return {
+        "w": solution.data_w.tolist(),
+        "b": solution.data_b.item(),
+        "train_loss": solution.loss,
+        "method": solution.method,  # "normal equations", "exact, refined" or "minimum norm"
+        "digits": solution.digits,  # of the fewest-digit coefficient, estimated; null for a minimum-norm one
+        "excess_loss_sound": solution.comparable,  # False: too few digits to measure SGD against
     }
 
 
