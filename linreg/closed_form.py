@@ -33,6 +33,7 @@ from linreg.refinement import CONVERGED, exact_loss, preconditioner, refine, to_
 
 ACCURATE_DIGITS = 12  # below this estimate, the exact pass runs
 FEW_DIGITS = 6  # below this, comparisons with the closed form are marked unreliable
+EXACT_IS_CHEAP = 1e8  # rows × (k+1)² up to which the exact pass takes < ~50 ms (docs/performance.md)
 
 
 @dataclass
@@ -112,9 +113,11 @@ def solve(
             normal = NormalEquations(beta0, center, scale, bias)
         normal.update(X, y)
     cheap = normal.solve(weight_decay)
-    # The exact pass where the conditioning costs digits: judged on the weights as a vector, since a weight
-    # far smaller than the others has few digits of its own relative to itself whatever the method
-    if exact is False or (exact is None and cheap.normwise_digits >= ACCURATE_DIGITS):
+    # The exact pass where the conditioning costs digits, judged on the weights as a vector: a weight far
+    # smaller than the others has few digits relative to itself, whatever the method, and a second pass
+    # for those alone would cost 20 times the first at 1M x 100. Where that pass is cheap, for them too.
+    digits = cheap.digits if normal.rows * (len(cheap.beta) + 1) ** 2 <= EXACT_IS_CHEAP else cheap.normwise_digits
+    if exact is False or (exact is None and digits >= ACCURATE_DIGITS):
         rank, collinear = null_space(cheap.eigenvalues, cheap.Q)
         root = cheap.eigenvalues.sqrt()[:, None] * cheap.Q.T
         beta = cheap.beta.reshape(-1)

@@ -4,6 +4,7 @@
     linreg-benchmark --accelerator gpu        # adds the 10M x 256 workloads and bandwidth
     linreg-benchmark --workloads book 1m --repeats 5 --json results.json
     linreg-benchmark --whole-process          # whole processes: start-up, and the book's script vs the CLI
+    linreg-benchmark --closed-form            # the closed form's two passes against one XᵀX product
 
 The paths and what each run times: linreg/cli/benchmark_paths.py, where every run gets a fresh process so
 that its peak memory is its own. Ratios divide by the `book` path on the same workload, in the same run:
@@ -54,7 +55,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--repeats", type=int, default=3, help="runs of each (workload, path); medians are shown")
     p.add_argument("--json", help="also write every measurement to this file")
     p.add_argument("--whole-process", action="store_true", help="time whole processes instead (whole_process.py)")
+    p.add_argument("--closed-form", action="store_true", help="time the closed form's solves instead")
     args = p.parse_args(argv)
+    if args.closed_form:
+        from linreg.cli import benchmark_closed_form
+
+        return benchmark_closed_form.measure(args.repeats)
     if args.whole_process:
         from linreg.cli import whole_process
 
