@@ -18,6 +18,7 @@ import torch
 import linreg.closed_form
 from linreg.closed_form import closed_form
 from linreg.exact_gram import ExactGram
+from linreg.normal_equations import NormalEquations, first_estimate
 from linreg.refinement import preconditioner, refine
 from tests.conftest import command
 from tests.test_inputs import csv_file
@@ -174,3 +175,20 @@ def test_too_few_digits_are_said_and_the_comparison_marked_unreliable(tmp_path, 
     assert "only, estimated: sgd's" in line and "above it is unreliable" in line
     closed = json.loads((run_dir / "summary.json").read_text())["closed_form"]
     assert closed["method"] == "normal equations" and closed["digits"] < 6 and not closed["excess_loss_sound"]
+
+
+def test_the_normal_equations_merge_too_to_their_rounding():
+    rng = np.random.default_rng(4)
+    X, y = torch.from_numpy(rng.normal(size=(3000, 5))), torch.from_numpy(rng.normal(size=(3000, 1)))
+    center, scale = X.mean(0), X.std(0)
+    beta0 = first_estimate(X, y, center, scale)
+    whole, first, second = (NormalEquations(beta0, center, scale) for _ in range(3))
+    whole.update(X, y)
+    first.update(X[:1234], y[:1234])
+    second.update(X[1234:], y[1234:])
+    first.merge(second)
+    a, b = whole.solve(), first.solve()
+    torch.testing.assert_close(a.beta, b.beta, rtol=0, atol=1e-15)  # |β| ~ 0.01: its last digits
+    assert a.loss == pytest.approx(b.loss, rel=1e-13) and first.rows == 3000
+    with pytest.raises(ValueError, match="different first estimates"):  # residuals of another β₀ do not add up
+        first.merge(NormalEquations(beta0 + 1, center, scale))
