@@ -4,6 +4,7 @@ import lightning as L
 import pytest
 import torch
 
+from linreg.closed_form import closed_form
 from linreg.data import SyntheticRegressionDataModule
 from linreg.model import LinearRegressionScratch
 from tests.conftest import StepRecorder
@@ -58,3 +59,14 @@ def test_same_seed_gives_the_same_data_and_batches_on_cpu_and_gpu(make_trainer):
     for step, (X, y) in zip(recorder.steps, expected, strict=True):
         assert step["X"].device.type == "cuda"
         assert torch.equal(step["X"].cpu(), X) and torch.equal(step["y"].cpu(), y)
+
+
+def test_the_exact_closed_form_on_the_gpu_is_the_cpus_to_the_bit():
+    from tests.test_exact_closed_form import filip_like
+
+    X, y = filip_like()
+    X, y = torch.from_numpy(X), torch.from_numpy(y).reshape(-1, 1)
+    options = dict(center=X.mean(0), scale=X.std(0))
+    cpu, gpu = closed_form(X, y, **options), closed_form(X.cuda(), y.cuda(), **options)
+    assert gpu.method == cpu.method == "exact, refined"
+    assert torch.equal(gpu.data_w, cpu.data_w) and torch.equal(gpu.data_b, cpu.data_b)  # the same exact integers
