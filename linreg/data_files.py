@@ -32,7 +32,9 @@ import numpy as np
 import torch
 
 from linreg.errors import DataError
+from linreg.fingerprint import fingerprint
 from linreg.parquet_files import parquet_schema, read_parquet
+from linreg.parquet_parts import ParquetParts, is_parts
 
 PARQUET_MAGIC = b"PAR1"
 
@@ -52,7 +54,9 @@ def not_text(path: str | Path) -> DataError:
 
 
 def read_header(path: str | Path) -> list[str]:
-    """The column names: a CSV file's header row (stripped of spaces), or a Parquet file's schema."""
+    """The column names: a CSV file's header row (stripped of spaces), or a Parquet file's (or parts') schema."""
+    if is_parts(path):
+        return ParquetParts.open(path).names
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -73,8 +77,20 @@ def read_header(path: str | Path) -> list[str]:
     return header
 
 
+def data_fingerprint(path: str | Path, rows: int) -> dict:
+    """linreg.fingerprint's of a file, or of every part of a folder or glob together."""
+    return ParquetParts.open(path).fingerprint() if is_parts(path) else fingerprint(path, rows=rows)
+
+
 def read_columns(path: str | Path, columns: list[str]) -> torch.Tensor:
-    """The named columns of a CSV or Parquet file as float64, (rows, len(columns)); DataError if any is bad."""
+    """The named columns of a CSV or Parquet file (or of Parquet parts) as float64, (rows, len(columns));
+    DataError if any is bad."""
+    if is_parts(path):  # a folder or glob of Parquet parts: their row groups, concatenated
+        parts = ParquetParts.open(path)
+        missing = [name for name in columns if name not in parts.names]
+        if missing:
+            raise DataError(f"{path}: no column '{missing[0]}' (the columns are: {', '.join(parts.names)})")
+        return torch.cat([parts.read_group(g, columns) for g in range(len(parts.groups))])
     header = read_header(path)
     names = set(header)
     for name in columns:

@@ -22,9 +22,9 @@ import math
 import torch
 
 from linreg.data import RegressionDataModule
-from linreg.data_files import read_columns, read_header
+from linreg.data_files import data_fingerprint, read_columns, read_header
 from linreg.errors import DataError
-from linreg.fingerprint import changed, fingerprint
+from linreg.fingerprint import changed
 from linreg.sampler import derive_seed
 
 SPLIT_STREAM = -3  # the held-out split's RNG stream of the seed (see linreg.data)
@@ -76,7 +76,7 @@ class FileRegressionDataModule(RegressionDataModule):
         # the training tensors from it.
         table = read_columns(path, [*features, target])  # (rows, num_inputs + 1), float64
         n = len(table)
-        self.fingerprint = fingerprint(path, rows=n)  # in every checkpoint: a resume on changed data is refused
+        self.fingerprint = data_fingerprint(path, rows=n)  # in every checkpoint: a resume on changed data is refused
         num_val = num_val if num_val is not None else int(n * val_fraction)
         if num_val >= n:
             raise DataError(f"{path}: {n} rows of data, too few to hold out {num_val} and train on the rest")

@@ -1,0 +1,81 @@
+"""--data takes a folder or a glob of Parquet parts, as Spark, pandas, DuckDB and Polars write them (issue 27)."""
+
+import json
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from linreg.data_files import read_columns
+from linreg.errors import DataError
+from linreg.parquet_parts import ParquetParts
+from tests.conftest import command
+from tests.test_inputs import assert_one_line_error, in_process
+
+train = command("train")
+
+
+def write_parts(folder, sizes=(1000, 1500, 500), row_group_size=400, seed=0):
+    """Parts of y = X [2, -3.4, 1] + 4.2 + noise with a row-id column; one in a subfolder, and a _SUCCESS."""
+    rng = np.random.default_rng(seed)
+    n = sum(sizes)
+    X = rng.normal(size=(n, 3))
+    y = X @ [2, -3.4, 1] + 4.2 + rng.normal(0, 0.01, n)
+    (folder / "sub").mkdir(parents=True, exist_ok=True)
+    start = 0
+    for i, size in enumerate(sizes):
+        rows = slice(start, start + size)
+        table = pa.table({"id": np.arange(start, start + size, dtype=np.int64), "a": X[rows, 0], "b": X[rows, 1],
+                          "c": X[rows, 2], "y": y[rows]})  # fmt: skip
+        where = folder / "sub" if i == 1 else folder
+        pq.write_table(table, where / f"part-{i:05d}.parquet", row_group_size=row_group_size)
+        start += size
+    (folder / "_SUCCESS").touch()
+    (folder / ".part-00000.parquet.crc").write_bytes(b"\0\1")
+    return X, y
+
+
+def test_a_folder_is_its_parts_in_path_order_and_a_glob_the_same(tmp_path):
+    write_parts(tmp_path / "data")
+    parts = ParquetParts.open(tmp_path / "data")
+    assert [p.name for p in parts.paths] == ["part-00000.parquet", "part-00002.parquet", "part-00001.parquet"]
+    assert parts.num_rows == 3000 and [g.rows for g in parts.groups][:4] == [400, 400, 200, 400]  # unequal groups
+    ids = read_columns(tmp_path / "data", ["id"]).reshape(-1).long()
+    assert sorted(ids.tolist()) == list(range(3000))  # every row once
+    both = read_columns(str(tmp_path / "data" / "**" / "*.parquet"), ["id", "a"])
+    assert torch.equal(both[:, 0].long(), ids)
+
+
+def test_a_part_with_other_columns_is_named_and_an_empty_part_is_skipped_with_a_line(tmp_path):
+    write_parts(tmp_path / "data")
+    pq.write_table(pa.table({"id": pa.array([], pa.int64()), "a": pa.array([], pa.float64()),
+                             "b": pa.array([], pa.float64()), "c": pa.array([], pa.float64()),
+                             "y": pa.array([], pa.float64())}), tmp_path / "data" / "part-00009.parquet")  # fmt: skip
+    with pytest.warns(UserWarning, match="part-00009.parquet: an empty part"):
+        assert ParquetParts.open(tmp_path / "data").num_rows == 3000
+    pq.write_table(pa.table({"id": [1], "a": [1.0], "y": [2.0]}), tmp_path / "data" / "part-00010.parquet")
+    with pytest.raises(DataError, match=r"part-00010.parquet: its columns differ from .*part-00000.parquet's"):
+        ParquetParts.open(tmp_path / "data")
+
+
+def test_the_cli_trains_on_a_folder_and_refuses_a_resume_after_a_part_changed(tmp_path, capsys):
+    write_parts(tmp_path / "data")
+    args = ["--data", str(tmp_path / "data"), "--target", "y", "--features", "a", "b", "c", "--max-epochs", "2"]
+    run_dir = train.run([*args, "--logdir", str(tmp_path / "logs")])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    np.testing.assert_allclose(summary["closed_form"]["w"], [2, -3.4, 1], atol=2e-3)
+    part = tmp_path / "data" / "sub" / "part-00001.parquet"
+    table = pq.read_table(part)
+    pq.write_table(table.set_column(4, "y", pa.array(np.asarray(table["y"]) + 1)), part, row_group_size=400)
+    os.utime(part, ns=(1, 1))
+    out = in_process(capsys, "--resume", str(run_dir / "checkpoints" / "last.ckpt"), "--max-epochs", "3")
+    assert_one_line_error(out, "is not the file the checkpoint was trained on")
+
+
+def test_no_parts_at_all_is_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "_SUCCESS").touch()
+    assert_one_line_error(in_process(capsys, "--data", str(tmp_path / "empty"), "--target", "y"), "no data files there")
