@@ -55,7 +55,7 @@ def test_help_and_version_load_neither_torch_nor_lightning(name, argv):
         ("train", ["--lr", "nan"], "argument --lr"),
         ("train", ["--max-epochs", "three"], "argument --max-epochs: invalid int value"),
         ("train", ["--data", "missing.csv", "--target", "y"], "--data missing.csv: no such file"),
-        ("train", ["--data", ".", "--target", "y"], "--data .: not a file"),
+        ("train", ["--data", "/dev/null", "--target", "y"], "--data /dev/null: not a file"),  # a folder is parts
         ("train", ["--resume", "missing.ckpt"], "--resume missing.ckpt: no such file"),
         ("predict", ["--checkpoint", "missing.ckpt", "--data", "x.csv"], "--checkpoint missing.ckpt: no such file"),
         ("sweep", ["--param", "nope", "--values", "1"], "linreg-train has no flag --nope"),
