@@ -129,7 +129,14 @@ class BookReport(UpdateCallback):
     # -- the closed form: solved once, compared after every epoch ------------------------------------------
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         datamodule = trainer.datamodule
-        if getattr(datamodule, "train_set", None) is None or self.policy == "never":  # streamed: nothing to solve on
+        if self.policy == "never":
+            return
+        if hasattr(datamodule, "closed_form_solution"):  # streamed file data: solved from its pass's exact sums
+            self.solution = datamodule.closed_form_solution(pl_module.hparams.get("weight_decay", 0.0))
+            if trainer.is_global_zero:
+                print(self.described(trainer, pl_module))
+            return
+        if getattr(datamodule, "train_set", None) is None:  # streamed synthetic data: nothing to solve on
             return
         X, y = datamodule.closed_form_data()  # (n, num_inputs), (n, 1)
         sampler, epochs = datamodule.train_sampler(), trainer.max_epochs

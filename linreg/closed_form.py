@@ -132,9 +132,12 @@ def solve(
     return exactly(gram, weight_decay)
 
 
-def exactly(gram: ExactGram, weight_decay: float) -> ClosedForm:
-    """The solution from the exact pass: refined, or the minimum-norm one where columns are collinear."""
-    R = preconditioner(gram, weight_decay)  # (k, k)
+def exactly(gram: ExactGram, weight_decay: float, center=None, scale=None) -> ClosedForm:
+    """The solution from the exact pass: refined, or the minimum-norm one where columns are collinear; in
+    the model's coordinates (X − center) / scale, the gram's own by default."""
+    center = gram.center.cpu() if center is None else center.double().cpu()
+    scale = gram.scale.cpu() if scale is None else scale.double().cpu()
+    R, z = preconditioner(gram, weight_decay, center, scale)  # (k, k), (k,)
     n, k = gram.rows, len(R)
     U, S, Vh = torch.linalg.svd(R)  # S descending
     eigenvalues, Q = (S.square() / n).flip(0), Vh.T.flip(1)  # ascending, as eigh's
@@ -142,13 +145,12 @@ def exactly(gram: ExactGram, weight_decay: float) -> ClosedForm:
     root = R / math.sqrt(n)
     if rank < k:  # not unique: the minimum-norm solution in the model's coordinates, Z̃β ≈ y
         kept = SINGULAR**0.5 * S[0] < S
-        beta = Vh.T[:, kept] @ ((U.T[kept] @ gram.R[:k, k].cpu()) / S[kept])
-        c = to_data(beta, gram.center.cpu(), gram.scale.cpu(), gram.bias)
+        beta = Vh.T[:, kept] @ ((U.T[kept] @ z) / S[kept])
+        c = to_data(beta, center, scale, gram.bias)
         G, shift = gram.exact()
         loss = exact_loss(G, shift, c, n)
-        return finish(beta, root, loss, eigenvalues, rank, collinear, None, "minimum norm", gram.center.cpu(),
-                      gram.scale.cpu(), gram.bias)  # fmt: skip
-    refined = refine(gram, R, weight_decay)
+        return finish(beta, root, loss, eigenvalues, rank, collinear, None, "minimum norm", center, scale, gram.bias)
+    refined = refine(gram, R, weight_decay, center, scale)
     digits = FLOAT64_DIGITS if refined.correction < CONVERGED else min(-math.log10(refined.correction), FLOAT64_DIGITS)
     d = len(gram.scale)
     return ClosedForm(

@@ -70,8 +70,14 @@ class ParquetParts:
         schema, groups, kept = None, [], []
         for p in paths:
             with open(p, "rb") as f:
-                if f.read(4) != b"PAR1":
-                    raise DataError(f"{p}: not a Parquet file; a folder or glob of --data holds Parquet parts only")
+                magic = f.read(4)
+            if magic != b"PAR1":
+                kind = (
+                    "a folder or glob of --data holds Parquet parts only"
+                    if is_parts(path)
+                    else "streaming reads Parquet"
+                )
+                raise DataError(f"{p}: not a Parquet file; {kind}")
             this = parquet_schema(p)
             if schema is None:
                 schema, first = this, p

@@ -1,7 +1,7 @@
 """Iterative refinement of the exact normal equations: the least-squares coefficients of the data as given,
 to float64's last digit, from `linreg.exact_gram` and no further pass over the data.
 
-    R = preconditioner(gram, weight_decay)       # (k, k), of full rank
+    R, _ = preconditioner(gram, weight_decay)    # (k, k), of full rank
     solution = refine(gram, R, weight_decay)
     solution.c          # (k,) float64: [w, b] in the data's units (b last; no b without a bias)
     solution.beta       # (k,) float64: the same in the standardized units the model trains in
@@ -63,28 +63,37 @@ def dyadic(numerator: int, exponent: int) -> Fraction:
     return Fraction(numerator) * Fraction(2) ** exponent
 
 
-def preconditioner(gram: ExactGram, weight_decay: float = 0.0) -> torch.Tensor:
-    """R (k, k) with RᵀR = Z̃ᵀZ̃ + nλ on the weights' diagonal: TSQR's, with the penalty's root stacked under."""
+def preconditioner(gram: ExactGram, weight_decay: float = 0.0, center=None, scale=None):
+    """(R (k, k), Qᵀy (k,)) of [Z, 1] = QR in the model's coordinates Z = (X − center) / scale (the gram's own
+    by default), from TSQR's R; with nλ on the weights' diagonal of RᵀR, the penalty's root stacked under."""
     k = len(gram.exponents) - 1
     d = k - gram.bias
-    R = gram.R[:k, :k].cpu()  # [Z, 1] = Q R
+    center = gram.center.cpu() if center is None else center.double().cpu()
+    scale = gram.scale.cpu() if scale is None else scale.double().cpu()
+    R, z = gram.R[:k, :k].cpu(), gram.R[:k, k].cpu()  # TSQR's, in the gram's coordinates
+    # β_gram = A β_model: [Z_gram, 1] β_gram = [Z_model, 1] β_model
+    A = torch.stack([to_model(to_data(e, center, scale, gram.bias), gram.center.cpu(), gram.scale.cpu(), gram.bias)
+                     for e in torch.eye(k, dtype=torch.float64)], dim=1)  # fmt: skip
+    Q, R = torch.linalg.qr(R @ A)
+    z = Q.T @ z
     if weight_decay:
         root = torch.zeros(d, k, dtype=torch.float64)
         root[:, :d] = torch.eye(d, dtype=torch.float64) * (gram.rows * weight_decay) ** 0.5
         R = torch.linalg.qr(torch.cat([R, root]), mode="r").R
-    return R
+    return R, z
 
 
-def refine(gram: ExactGram, R: torch.Tensor, weight_decay: float = 0.0, start: torch.Tensor | None = None) -> Refined:
+def refine(gram: ExactGram, R: torch.Tensor, weight_decay: float = 0.0, center=None, scale=None, start=None) -> Refined:
     """The exact normal equations' solution, (XᵀX + P) c = Xᵀy, P = nλ·scale² on the weights' diagonal; R
-    from `preconditioner`, of full rank."""
+    from `preconditioner`, of full rank, in the coordinates of center and scale (the gram's by default)."""
     G, shift = gram.exact()  # k + 1 columns: [X, 1, y]
     k, n = len(shift) - 1, gram.rows
     d = k - gram.bias
-    center, scale = gram.center.cpu(), gram.scale.cpu()
-    if start is None:  # the QR solution: R β = Qᵀy
-        start = torch.linalg.solve_triangular(R, gram.R[:k, k:].cpu(), upper=True).reshape(-1)
-        start = to_data(start, center, scale, gram.bias)
+    center = gram.center.cpu() if center is None else center.double().cpu()
+    scale = gram.scale.cpu() if scale is None else scale.double().cpu()
+    if start is None:  # the QR solution of the gram's coordinates: R β = Qᵀy
+        start = torch.linalg.solve_triangular(gram.R[:k, :k].cpu(), gram.R[:k, k:].cpu(), upper=True).reshape(-1)
+        start = to_data(start, gram.center.cpu(), gram.scale.cpu(), gram.bias)
     penalty = [Fraction(n) * Fraction(weight_decay) * Fraction(float(s)) ** 2 for s in scale.tolist()]
     # C_j = c_j 2^(F + shift_j): the largest term gets 2^120 of resolution; F ≥ -shift_y keeps Xᵀy integral
     largest = max((abs(float(v)) * 2.0**s for v, s in zip(start.tolist(), shift, strict=False)), default=1.0)

@@ -42,9 +42,13 @@ def print_results(summary: dict, model, datamodule, args, solved: bool) -> None:
     closed = summary["closed_form"]
     kind = " (MSE)" if args.implementation == "concise" else "" if args.loss == "squared" else f" ({args.loss})"
     excess = summary["excess_loss"]
-    print(
-        f"sgd:         w{names} {weights(summary['w'])}, b {summary['b']:.6f}, loss{kind} {summary['train_loss']:.6g}"
-    )
+    loss = summary["train_loss"]
+    if loss is None and args.loss == "squared" and not args.weight_decay:  # streamed: not evaluated on every row
+        loss = f"{closed['train_loss'] + excess:.6g} (the closed form's plus sgd's excess over it)"
+    elif loss is not None:
+        loss = f"{loss:.6g}"
+    loss = "" if loss is None else f", loss{kind} {loss}"
+    print(f"sgd:         w{names} {weights(summary['w'])}, b {summary['b']:.6f}{loss}")
     if args.weight_decay:  # the losses printed are the data's; the excess is in the loss trained on
         gap = f"(with the penalty, sgd is {excess:.3g} above it)"
     elif args.loss == "squared":

@@ -30,11 +30,12 @@ from linreg.data import RegressionDataModule
 from linreg.errors import UsageError
 from linreg.fast_hooks import NoProfiler
 from linreg.fault_tolerance import AtomicCheckpointIO, StepCheckpoint
+from linreg.memory_budget import beyond_budget
 from linreg.model import LinearRegressionScratch
 from linreg.progress_bar import ProgressBar
 from linreg.report import divergence_line, largest_label_fits, print_results
 from linreg.run_folders import ENV, claim, inherited_run_dir, launching_process, release
-from linreg.stack import FileData, StreamedData, SyntheticData, make_model
+from linreg.stack import FileData, StreamedData, StreamedFileData, SyntheticData, make_model
 from linreg.steps_per_execution import auto_steps_per_execution
 from linreg.stop_signals import StopSignals
 from linreg.summary import run_summary, write_summary
@@ -60,18 +61,14 @@ def build(
     K = args.steps_per_execution
     K = auto_steps_per_execution(args.batch_size) if K == "auto" else K
     if args.data is not None:
-        datamodule = FileData(
-            args.data,
-            args.target,
-            args.features,
-            args.num_val,
-            args.val_fraction,
-            args.batch_size,
-            args.seed,
+        file = (args.data, args.target, args.features, args.num_val, args.val_fraction, args.batch_size, args.seed)
+        options = dict(
             shuffle=not args.no_shuffle,
             steps_per_execution=K,
             center=not args.no_bias,  # a model without b: scaled, not centered (docs/your-data.md)
         )
+        args.streaming = args.streaming or beyond_budget(args)
+        datamodule = (StreamedFileData if args.streaming else FileData)(*file, **options)
     else:
         synthetic = dict(
             true_w=true_w(args),
@@ -187,7 +184,12 @@ def train_and_report(args: argparse.Namespace, checkpoint: dict | None, datamodu
         f", {trainer.world_size} processes ({type(trainer.strategy).__name__})" if trainer.world_size > 1 else ""
     )
     print_rank_zero(f"seed {args.seed}, device {trainer.strategy.root_device}{processes}")
-    if args.streaming:
+    if args.streaming and args.data is not None:
+        print_rank_zero(
+            f"streaming: {args.data}, {datamodule.num_train} training rows and {datamodule.num_val} held out, a "
+            "window of row groups at a time; the loss after each epoch is measured on the held-out rows"
+        )
+    elif args.streaming:
         print_rank_zero(
             f"streaming: {args.num_examples} examples, never stored; the loss after each epoch is measured "
             f"on a fixed held-out stream of {datamodule.hparams.num_val} examples, not on the training set"

@@ -21,6 +21,7 @@ from linreg.fast_hooks import FastHookName
 from linreg.file_data import FileRegressionDataModule
 from linreg.model import LinearRegressionScratch
 from linreg.steps_per_execution import StepsPerExecution
+from linreg.streamed_file_data import StreamedFileRegressionDataModule
 from linreg.streaming import StreamingRegressionDataModule
 
 
@@ -42,6 +43,10 @@ class FileData(BlockLoading, FileRegressionDataModule):
 
 class StreamedData(BlockLoading, StreamingRegressionDataModule):
     """The synthetic data as a stream, in blocks of K minibatches."""
+
+
+class StreamedFileData(BlockLoading, StreamedFileRegressionDataModule):
+    """Parquet data streamed a window of row groups at a time, in blocks of K minibatches."""
 
 
 MODELS = {"scratch": Scratch, "concise": Concise}  # --implementation

@@ -86,9 +86,11 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--sort-by-label", action="store_true", help="store the training set sorted by y")
     g.add_argument("--outliers", type=finite, default=0.0, metavar="FRACTION", help="of training labels made gross (0)")
     g.add_argument("--outlier-scale", type=finite, default=100.0, help="an outlier's error, ± this (default: 100)")
-    g.add_argument("--streaming", action="store_true", help="never store the data: made in chunks, any size")
-    g = p.add_argument_group("your own data: a CSV file with a header row, or a Parquet file")
-    g.add_argument("--data", metavar="FILE", help="train on this CSV or Parquet file instead of synthetic data")
+    g.add_argument("--streaming", action="store_true", help="never hold the data: synthetic, or --data's Parquet")
+    g = p.add_argument_group("your own data: a CSV file with a header row, or Parquet: a file, a folder or a glob")
+    g.add_argument("--data", metavar="PATH", help="train on this CSV or Parquet data instead of synthetic data")
+    g.add_argument("--memory-budget", type=finite, default=None, metavar="GB",
+                   help="Parquet data that would take more in memory is streamed (default: half the RAM)")  # fmt: skip
     g.add_argument("--target", metavar="COLUMN", help="the column to predict (required with --data)")
     g.add_argument("--features", metavar="COLUMN", nargs="+", help="the input columns (default: all but the target)")
     g.add_argument("--val-fraction", type=finite, default=0.2, help="rows held out without --num-val (0.2)")
@@ -159,8 +161,8 @@ def check(args: argparse.Namespace) -> None:
         raise UsageError(f"--outliers is a fraction of the training labels, in [0, 1): got {args.outliers}")
     if args.outliers > 0 and (args.data is not None or args.streaming):
         raise UsageError("--outliers corrupts synthetic labels held in memory: not with --data or --streaming")
-    if args.streaming and (args.data is not None or args.sort_by_label):
-        raise UsageError("--streaming makes synthetic data batch by batch: not with --data or --sort-by-label")
+    if args.streaming and args.sort_by_label:
+        raise UsageError("--streaming makes synthetic data batch by batch: not with --sort-by-label")
     if args.data is not None:
         data_file("--data", args.data, DataError)
     if args.resume is not None:
@@ -171,8 +173,8 @@ def check(args: argparse.Namespace) -> None:
 # The flags that describe synthetic data, and those that pick a file's columns: given with the other kind
 # of data they would be ignored, and recorded in hparams as if used.
 SYNTHETIC_ONLY = ("num_examples", "true_w", "true_b", "num_features", "noise", "sort_by_label", "outliers",
-                  "outlier_scale", "streaming")  # fmt: skip
-FILE_ONLY = ("target", "features", "val_fraction")
+                  "outlier_scale")  # fmt: skip
+FILE_ONLY = ("target", "features", "val_fraction", "memory_budget")
 
 
 def no_ignored_flags(args: argparse.Namespace, explicit: argparse.Namespace) -> None:

@@ -1,0 +1,186 @@
+"""Your own data beyond memory: Parquet parts streamed a window of row groups at a time, every row once.
+
+    dm = StreamedFileRegressionDataModule("data/", target="y", val_fraction=0.2, batch_size=1000)
+
+- The rows: global row r is row r of the parts in path order (linreg.parquet_parts). Held out are the rows
+  whose seeded hash of r falls below --val-fraction (or --num-val / rows) of 2³²: the same rows on every
+  rank and in every epoch, never trained on, whatever the order.
+- The order of an epoch (`RowGroupSampler`): the row groups in a pseudorandom order (a keyed Feistel
+  permutation, linreg.stream_order), cut into windows of consecutive groups of at least `window_rows`
+  training rows; each window's training rows shuffled together (torch.randperm). Every training row
+  comes once per epoch; a window mixes rows of ~window_rows / group-size groups, from any files, and
+  which groups share a window changes every epoch. The order is a function of the seed and the epoch
+  alone: not of the number of processes, which take their slices of it as from MinibatchSampler.
+- Memory: the row groups of the window in use and of the next, read ahead on a background thread,
+  standardized into the training dtype. Not the data.
+- Before training, one pass (`linreg.file_summary`): the standardization's statistics and the closed form.
+"""
+
+import math
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from linreg.parquet_parts import ParquetParts
+from linreg.sampler import MinibatchSampler, derive_seed
+from linreg.stream_order import MASK32, feistel, mix32
+
+WINDOW_ROWS = 65536  # training rows shuffled together, at least
+
+
+def held_out(rows: torch.Tensor, key: int, threshold: int) -> torch.Tensor:
+    """Whether each global row (int64) is held out: a 32-bit hash of (row, key) below `threshold`."""
+    high = mix32(((rows >> 32) ^ key) & MASK32)
+    return mix32((rows & MASK32) ^ high) < threshold
+
+
+class RowGroupStream(Dataset):
+    """The rows of the parts by global row number, `dataset[rows]` → (X (n, d), y (n, 1)), standardized,
+    from a pool of row groups read ahead (`prefetch`) or, when not, read when asked for."""
+
+    def __init__(self, parts: ParquetParts, columns: list[str], mean, std, device, dtype, capacity: int = 64) -> None:
+        self.parts, self.columns, self.device, self.dtype = parts, columns, torch.device(device), dtype
+        self.mean, self.std = mean.double(), std.double()
+        self.capacity = capacity  # row groups the pool keeps
+        self.pool: dict[int, Future | tuple[torch.Tensor, torch.Tensor]] = {}  # group -> its rows, oldest first
+        self.executor: ThreadPoolExecutor | None = None  # started on first use: after any fork
+
+    def read(self, g: int) -> tuple[torch.Tensor, torch.Tensor]:
+        table = self.parts.read_group(g, self.columns)  # (rows, d + 1) float64, the target last
+        X = ((table[:, :-1] - self.mean) / self.std).to(self.device, self.dtype)  # as the in-memory path makes it
+        return X, table[:, -1:].to(self.device, self.dtype)
+
+    def prefetch(self, groups: list[int]) -> None:
+        if self.executor is None:
+            self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linreg-parquet")
+        for g in groups:
+            if g in self.pool:
+                self.pool[g] = self.pool.pop(g)  # the newest now
+            else:
+                self.pool[g] = self.executor.submit(self.read, g)
+        while len(self.pool) > max(self.capacity, len(groups)):
+            self.pool.pop(next(iter(self.pool)))
+
+    def group(self, g: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if g not in self.pool:
+            self.pool[g] = self.read(g)
+        if isinstance(self.pool[g], Future):
+            self.pool[g] = self.pool[g].result()
+        return self.pool[g]
+
+    def __getitem__(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = rows.cpu()
+        groups = torch.searchsorted(self.parts.starts, rows, right=True) - 1  # (n,)
+        X = torch.empty(len(rows), len(self.columns) - 1, dtype=self.dtype, device=self.device)
+        y = torch.empty(len(rows), 1, dtype=self.dtype, device=self.device)
+        for g in groups.unique().tolist():
+            mine = (groups == g).nonzero().reshape(-1)
+            Xg, yg = self.group(g)
+            within = (rows[mine] - self.parts.groups[g].start).to(self.device)
+            mine = mine.to(self.device)
+            X[mine], y[mine] = Xg.index_select(0, within), yg.index_select(0, within)
+        return X, y
+
+
+class HeldOutRows(Dataset):
+    """The held-out rows in global order, by position: `dataset[slice]` (for in_order's evaluation)."""
+
+    def __init__(self, stream: RowGroupStream, key: int, threshold: int, counts: torch.Tensor) -> None:
+        self.stream, self.key, self.threshold = stream, key, threshold
+        self.ends = counts.cumsum(0)  # (groups,): held-out rows up to the end of each group
+
+    def __getitem__(self, positions: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        first = int(torch.searchsorted(self.ends, positions.start, right=True))
+        last = int(torch.searchsorted(self.ends, max(positions.stop - 1, positions.start), right=True))
+        rows = []
+        for g in range(first, min(last + 1, len(self.ends))):
+            group = self.stream.parts.groups[g]
+            candidates = torch.arange(group.start, group.start + group.rows)
+            rows.append(candidates[held_out(candidates, self.key, self.threshold)])
+        rows = torch.cat(rows) if rows else torch.empty(0, dtype=torch.int64)
+        before = int(self.ends[first - 1]) if first > 0 else 0
+        return self.stream[rows[positions.start - before : positions.stop - before]]
+
+
+class RowGroupSampler(MinibatchSampler):
+    """MinibatchSampler over the training rows of the parts, in windows of row groups (module docstring).
+    It yields global row numbers; `prefetch(groups)` is told each window's groups one window ahead."""
+
+    def __init__(
+        self,
+        *args,
+        parts: ParquetParts,
+        counts: torch.Tensor,
+        key: int,
+        threshold: int,
+        window_rows: int = WINDOW_ROWS,
+        prefetch: Callable[[list[int]], None] | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.parts, self.counts, self.key, self.threshold = parts, counts, key, threshold  # counts: training rows
+        self.window_rows, self.prefetch = window_rows, prefetch
+
+    def windows(self, key: int) -> list[list[int]]:
+        """The epoch's row groups in order, cut into windows of at least window_rows training rows."""
+        G = len(self.parts.groups)
+        order = feistel(key, torch.arange(G), G).tolist() if self.shuffle and G > 1 else list(range(G))
+        windows, current, rows = [], [], 0
+        for g in order:
+            if self.counts[g] == 0:
+                continue
+            current.append(g)
+            rows += int(self.counts[g])
+            if rows >= self.window_rows:
+                windows.append(current)
+                current, rows = [], 0
+        return windows + ([current] if current else [])
+
+    def window(self, key: int, w: int, groups: list[int]) -> torch.Tensor:
+        """Window w's training rows (global numbers), in the epoch's order: (rows,) int64."""
+        parts = []
+        for g in groups:
+            group = self.parts.groups[g]
+            candidates = torch.arange(group.start, group.start + group.rows)
+            parts.append(candidates[~held_out(candidates, self.key, self.threshold)])
+        rows = torch.cat(parts)
+        if self.shuffle:  # negative keys: apart from the Feistel network's round keys 0-3
+            rows = rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(derive_seed(key, -1 - w)))]
+        return rows
+
+    def batches(self, first: int) -> Iterator[torch.Tensor]:
+        key = derive_seed(self.seed, self.epoch)
+        windows = self.windows(key)
+        sizes = torch.tensor([int(self.counts[ws].sum()) for ws in windows], dtype=torch.int64)
+        ends = sizes.cumsum(0)  # (windows,): positions up to the end of each window
+        made: dict[int, torch.Tensor] = {}
+        for step in range(first, len(self)):
+            lo, hi = self.bounds(step)
+            parts = []
+            if hi > lo:
+                for w in range(int(torch.searchsorted(ends, lo, right=True)), len(windows)):
+                    start = int(ends[w - 1]) if w > 0 else 0
+                    if start >= hi:
+                        break
+                    if w not in made:
+                        if self.prefetch is not None:  # this window's groups and the next's, read ahead
+                            self.prefetch(windows[w] + (windows[w + 1] if w + 1 < len(windows) else []))
+                        made[w] = self.window(key, w, windows[w])
+                        for old in [old for old in made if old < w]:
+                            del made[old]
+                    parts.append(made[w][max(lo, start) - start : min(hi, int(ends[w])) - start])
+            yield torch.cat(parts) if parts else torch.empty(0, dtype=torch.int64)
+
+
+def stream_capacity(parts: ParquetParts, window_rows: int) -> int:
+    """Row groups the pool keeps: two windows' worth, from the smallest groups' size."""
+    smallest = min(g.rows for g in parts.groups)
+    return max(4, 2 * (math.ceil(window_rows / smallest) + 1))
+
+
+def in_order_loader(dataset, n: int, shard: tuple[int, int], eval_batch_size: int) -> DataLoader:
+    lo, hi = shard
+    chunks = MinibatchSampler(hi - lo, eval_batch_size, shuffle=False) if hi > lo else [slice(0, 0)]
+    return DataLoader(dataset, sampler=[slice(lo + s.start, lo + s.stop) for s in chunks], batch_size=None)

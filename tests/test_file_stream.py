@@ -1,0 +1,120 @@
+"""Parquet parts streamed (issue 27, in part): every training row once per epoch, checked by row identity;
+an order that does not depend on the number of processes; held-out rows never trained on; the statistics
+and the closed form from one cached pass, against numpy over the same rows."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import linreg.file_summary
+from linreg.file_stream import RowGroupSampler, held_out
+from linreg.streamed_file_data import StreamedFileRegressionDataModule
+from tests.conftest import command
+from tests.test_parquet_parts import write_parts
+
+train = command("train")
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LINREG_CACHE", str(tmp_path / "cache"))
+
+
+def module(folder, **kwargs) -> StreamedFileRegressionDataModule:
+    options = dict(features=["a", "b", "c"], val_fraction=0.2, batch_size=10, window_rows=700) | kwargs
+    return StreamedFileRegressionDataModule(str(folder), "y", **options)
+
+
+def sampler(dm, rank=0, world_size=1, batch_size=10) -> RowGroupSampler:
+    return RowGroupSampler(dm.num_train, batch_size, shuffle=True, seed=0, num_replicas=world_size, rank=rank,
+                           parts=dm.parts, counts=dm.summary.train_counts, key=dm.key, threshold=dm.threshold,
+                           window_rows=dm.hparams.window_rows)  # fmt: skip
+
+
+def test_every_training_row_once_per_epoch_in_a_new_order_mixing_files(tmp_path):
+    write_parts(tmp_path / "data", sizes=(1000, 1537, 463), row_group_size=300)  # unequal groups and files
+    dm = module(tmp_path / "data")
+    rows = torch.arange(3000)
+    training = rows[~held_out(rows, dm.key, dm.threshold)]
+    s = sampler(dm)
+    epochs = []
+    for epoch in range(2):
+        s.set_epoch(epoch)
+        batches = list(s.batches(0))
+        assert len(batches[-1]) == dm.num_train % 10 or len(batches[-1]) == 10  # the book's short last batch
+        order = torch.cat(batches)
+        assert torch.equal(order.sort().values, training)  # each training row exactly once
+        epochs.append(order)
+    assert not torch.equal(epochs[0], epochs[1])
+    first = epochs[0][: dm.hparams.window_rows]  # one window mixes rows of several files' row groups
+    assert len(torch.unique(torch.searchsorted(torch.tensor([1000, 2537]), first, right=True))) >= 2
+
+
+def test_the_order_is_the_same_on_any_number_of_processes_and_resumes_mid_epoch(tmp_path):
+    write_parts(tmp_path / "data", row_group_size=250)
+    dm = module(tmp_path / "data")
+    one = list(sampler(dm, batch_size=10).batches(0))  # 1 x 10
+    halves = [list(sampler(dm, rank, 2, batch_size=5).batches(0)) for rank in range(2)]  # 2 x 5
+    for step, batch in enumerate(one):
+        assert torch.equal(torch.cat([halves[0][step], halves[1][step]]), batch)
+    assert [torch.equal(a, b) for a, b in zip(list(sampler(dm).batches(57)), one[57:], strict=True)] == [True] * (
+        len(one) - 57
+    )  # a resume from step 57 continues the same epoch
+
+
+def test_held_out_rows_are_never_trained_on_and_are_read_in_order(tmp_path):
+    _, y_all = write_parts(tmp_path / "data")
+    dm = module(tmp_path / "data", val_fraction=0.25)
+    dm.setup("fit")
+    trained = torch.cat(list(sampler(dm).batches(0)))
+    rows = torch.arange(3000)
+    val = rows[held_out(rows, dm.key, dm.threshold)]
+    assert len(np.intersect1d(trained.numpy(), val.numpy())) == 0 and len(val) == dm.num_val
+    assert 0.2 < dm.num_val / 3000 < 0.3
+    _, y = next(iter(dm.val_dataloader()["val"]))  # in global order: the files' y at those rows
+    in_path_order = y_all[np.r_[0:1000, 2500:3000, 1000:2500]]  # part-00000, part-00002, sub/part-00001
+    np.testing.assert_array_equal(y.reshape(-1).numpy(), in_path_order[val.numpy()].astype(np.float32))
+
+
+def test_the_streamed_rows_are_the_files_rows_standardized(tmp_path):
+    X_all, y_all = write_parts(tmp_path / "data")
+    dm = module(tmp_path / "data")
+    dm.setup("fit")
+    rows = torch.tensor([5, 2999, 1000, 1001, 42])
+    X, y = dm.train_dataset()[rows]
+    order = np.r_[0:1000, 2500:3000, 1000:2500]  # parts in path order: part-00000, part-00002, sub/part-00001
+    expected = (X_all[order][rows.numpy()] - dm.mean.numpy()) / dm.std.numpy()
+    np.testing.assert_allclose(X.numpy(), expected, rtol=1e-6)
+    np.testing.assert_array_equal(y.reshape(-1).numpy(), y_all[order][rows.numpy()].astype(np.float32))
+
+
+def test_statistics_and_closed_form_from_one_cached_pass_match_numpy(tmp_path, monkeypatch):
+    X_all, y_all = write_parts(tmp_path / "data")
+    order = np.r_[0:1000, 2500:3000, 1000:2500]
+    dm = module(tmp_path / "data")
+    keep = ~held_out(torch.arange(3000), dm.key, dm.threshold).numpy()
+    X, y = X_all[order][keep], y_all[order][keep]
+    np.testing.assert_allclose(dm.mean.numpy(), X.mean(0), rtol=0, atol=1e-15)  # Chan's merge: to rounding
+    np.testing.assert_allclose(dm.std.numpy(), X.std(0, ddof=1), rtol=1e-13)
+    solution = dm.closed_form_solution()
+    lstsq = np.linalg.lstsq(np.c_[X, np.ones(len(X))], y, rcond=None)[0]
+    np.testing.assert_allclose(np.r_[solution.data_w.numpy(), solution.data_b.numpy()], lstsq, rtol=1e-12)
+    monkeypatch.setattr(linreg.file_summary, "summarize_now", lambda *a: pytest.fail("the cache was not used"))
+    assert torch.equal(module(tmp_path / "data").closed_form_solution().data_w, solution.data_w)
+
+
+def test_the_cli_streams_resumes_exactly_and_streams_on_its_own_beyond_the_budget(tmp_path, capsys):
+    write_parts(tmp_path / "data")
+    args = ["--data", str(tmp_path / "data"), "--target", "y", "--features", "a", "b", "c", "--batch-size", "10"]
+    whole = train.run([*args, "--streaming", "--max-epochs", "2", "--logdir", str(tmp_path / "a")])
+    part = train.run([*args, "--streaming", "--max-epochs", "1", "--logdir", str(tmp_path / "b")])
+    resumed = train.run(["--resume", str(part / "checkpoints" / "last.ckpt"), "--max-epochs", "2"])
+    w = [json.loads((run / "summary.json").read_text())["w"] for run in (whole, resumed)]
+    assert w[0] == w[1]
+    capsys.readouterr()
+    budget = train.run([*args, "--max-epochs", "1", "--memory-budget", "1e-5", "--logdir", str(tmp_path / "c")])
+    out = capsys.readouterr().out
+    assert "above the budget of 1e-05 GB (--memory-budget)" in out and "a window of row groups at a time" in out
+    assert json.loads((budget / "summary.json").read_text())["closed_form"]["method"] == "exact, refined"
