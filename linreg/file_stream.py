@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
+from linreg.data_files import release_freed_memory
 from linreg.parquet_parts import ParquetParts
 from linreg.sampler import MinibatchSampler, derive_seed
 from linreg.stream_order import MASK32, feistel, mix32
@@ -32,56 +33,85 @@ WINDOW_ROWS = 65536  # training rows shuffled together, at least
 
 def held_out(rows: torch.Tensor, key: int, threshold: int) -> torch.Tensor:
     """Whether each global row (int64) is held out: a 32-bit hash of (row, key) below `threshold`."""
+    if threshold == 0:
+        return torch.zeros(len(rows), dtype=torch.bool)
+    if len(rows) and int(rows.max()) <= MASK32:  # the high word is 0: one hash, not one per row
+        return mix32((rows & MASK32) ^ mix32(key & MASK32)) < threshold
     high = mix32(((rows >> 32) ^ key) & MASK32)
     return mix32((rows & MASK32) ^ high) < threshold
 
 
 class RowGroupStream(Dataset):
-    """The rows of the parts by global row number, `dataset[rows]` → (X (n, d), y (n, 1)), standardized,
-    from a pool of row groups read ahead (`prefetch`) or, when not, read when asked for."""
+    """The rows of the parts by global row number, `dataset[rows]` → (X (n, d), y (n, 1)), standardized.
 
-    def __init__(self, parts: ParquetParts, columns: list[str], mean, std, device, dtype, capacity: int = 64) -> None:
+    Row groups live in a pool of `capacity` slots of the largest group's rows on the device, the oldest
+    making room for the next; a background thread reads them into their slots (`prefetch`), and a group
+    not read ahead is read when asked for. A batch is one gather from the pool.
+    """
+
+    def __init__(self, parts: ParquetParts, columns: list[str], mean, std, device, dtype, capacity: int = 4) -> None:
         self.parts, self.columns, self.device, self.dtype = parts, columns, torch.device(device), dtype
-        self.mean, self.std = mean.double(), std.double()
-        self.capacity = capacity  # row groups the pool keeps
-        self.pool: dict[int, Future | tuple[torch.Tensor, torch.Tensor]] = {}  # group -> its rows, oldest first
+        self.center = torch.cat([mean.double(), torch.zeros(1, dtype=torch.float64)])  # the target: unchanged
+        self.scale = torch.cat([std.double(), torch.ones(1, dtype=torch.float64)])
+        self.capacity, self.width = capacity, max(g.rows for g in parts.groups)  # slots, and rows per slot
+        self.pool: torch.Tensor | None = None  # (capacity · width, d + 1): [X, y] of the groups in it
+        self.slots: dict[int, int] = {}  # group -> its slot, oldest first
+        self.making: dict[int, Future] = {}  # slot -> the reading of its group, until waited for
+        self.offsets = torch.full((len(parts.groups),), -1, dtype=torch.int64)  # group -> first pool row; -1: none
         self.executor: ThreadPoolExecutor | None = None  # started on first use: after any fork
 
-    def read(self, g: int) -> tuple[torch.Tensor, torch.Tensor]:
-        table = self.parts.read_group(g, self.columns)  # (rows, d + 1) float64, the target last
-        X = ((table[:, :-1] - self.mean) / self.std).to(self.device, self.dtype)  # as the in-memory path makes it
-        return X, table[:, -1:].to(self.device, self.dtype)
+    def read(self, g: int, slot: int) -> None:
+        """Group g into its slot: the features standardized as the in-memory path makes them, y as it is."""
+        table = self.parts.read_group(g, self.columns, self.dtype, self.center, self.scale)  # (rows, d + 1)
+        self.pool[slot * self.width : slot * self.width + len(table)] = table.to(self.device)
+        release_freed_memory()  # Arrow's buffers, else kept by the allocator: memory would grow with the data
 
     def prefetch(self, groups: list[int]) -> None:
+        """Have these groups read on the background thread, in order, unless they are in the pool."""
+        if self.pool is None or len(self.pool) != self.capacity * self.width:
+            self.allocate()
+        for g in groups:
+            if g in self.slots:
+                self.slots[g] = self.slots.pop(g)  # the newest now
+                continue
+            if len(self.slots) < self.capacity:
+                slot = len(self.slots)
+            else:  # the oldest group's slot, once its reading is done
+                oldest = next(iter(self.slots))
+                slot = self.slots.pop(oldest)
+                self.offsets[oldest] = -1
+                if slot in self.making:
+                    self.making.pop(slot).result()
+            self.slots[g], self.offsets[g] = slot, slot * self.width
+            self.making[slot] = self.executor.submit(self.read, g, slot)
+
+    def allocate(self) -> None:
+        for future in self.making.values():
+            future.result()
+        with torch.inference_mode(False):  # a normal tensor, also when first used by an evaluation
+            self.pool = torch.empty(self.capacity * self.width, len(self.columns), dtype=self.dtype, device=self.device)
+        self.slots, self.making = {}, {}
+        self.offsets.fill_(-1)
         if self.executor is None:
             self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linreg-parquet")
-        for g in groups:
-            if g in self.pool:
-                self.pool[g] = self.pool.pop(g)  # the newest now
-            else:
-                self.pool[g] = self.executor.submit(self.read, g)
-        while len(self.pool) > max(self.capacity, len(groups)):
-            self.pool.pop(next(iter(self.pool)))
-
-    def group(self, g: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if g not in self.pool:
-            self.pool[g] = self.read(g)
-        if isinstance(self.pool[g], Future):
-            self.pool[g] = self.pool[g].result()
-        return self.pool[g]
 
     def __getitem__(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows = rows.cpu()
         groups = torch.searchsorted(self.parts.starts, rows, right=True) - 1  # (n,)
-        X = torch.empty(len(rows), len(self.columns) - 1, dtype=self.dtype, device=self.device)
-        y = torch.empty(len(rows), 1, dtype=self.dtype, device=self.device)
-        for g in groups.unique().tolist():
-            mine = (groups == g).nonzero().reshape(-1)
-            Xg, yg = self.group(g)
-            within = (rows[mine] - self.parts.groups[g].start).to(self.device)
-            mine = mine.to(self.device)
-            X[mine], y[mine] = Xg.index_select(0, within), yg.index_select(0, within)
-        return X, y
+        offsets = self.offsets.index_select(0, groups)
+        if bool((offsets < 0).any()):  # not all read ahead (a resumed epoch, the held-out rows): read now
+            needed = groups.unique().tolist()
+            self.capacity = max(self.capacity, len(needed))
+            for g in needed:  # those already here become the newest: reading the others pushes out the rest
+                if g in self.slots:
+                    self.slots[g] = self.slots.pop(g)
+            self.prefetch(needed)
+            offsets = self.offsets.index_select(0, groups)
+        for slot in (offsets // self.width).unique().tolist():
+            if slot in self.making:  # read on the background thread: wait until it is
+                self.making.pop(slot).result()
+        table = self.pool.index_select(0, (offsets + rows - self.parts.starts.index_select(0, groups)).to(self.device))
+        return table[:, :-1], table[:, -1:]
 
 
 class HeldOutRows(Dataset):
@@ -178,9 +208,3 @@ def stream_capacity(parts: ParquetParts, window_rows: int) -> int:
     """Row groups the pool keeps: two windows' worth, from the smallest groups' size."""
     smallest = min(g.rows for g in parts.groups)
     return max(4, 2 * (math.ceil(window_rows / smallest) + 1))
-
-
-def in_order_loader(dataset, n: int, shard: tuple[int, int], eval_batch_size: int) -> DataLoader:
-    lo, hi = shard
-    chunks = MinibatchSampler(hi - lo, eval_batch_size, shuffle=False) if hi > lo else [slice(0, 0)]
-    return DataLoader(dataset, sampler=[slice(lo + s.start, lo + s.stop) for s in chunks], batch_size=None)

@@ -74,4 +74,6 @@ def as_float64(path: str | Path, name: str, column):
                 stacklevel=2,
             )
             return column.cast(pa.float64(), safe=False).to_numpy()
+    if pa.types.is_float64(column.type):  # no cast: Arrow's own buffer where it is one chunk
+        return column.to_numpy()
     return column.cast(pa.float64()).to_numpy()

@@ -18,6 +18,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from linreg.errors import DataError
@@ -101,32 +102,38 @@ class ParquetParts:
     def parquet(self, part: int):
         from pyarrow import parquet as pq
 
-        if part not in self.files:
-            self.files[part] = pq.ParquetFile(self.paths[part])
+        if part not in self.files:  # without pre-buffering, which keeps each open file's last ranges read
+            self.files[part] = pq.ParquetFile(self.paths[part], pre_buffer=False)
         return self.files[part]
 
-    def read_group(self, g: int, columns: list[str]) -> torch.Tensor:
-        """Row group g's columns as float64: (rows, len(columns)); DataError naming part, row and column."""
+    def read_group(self, g: int, columns: list[str], dtype=torch.float64, center=None, scale=None) -> torch.Tensor:
+        """Row group g's columns, (rows, len(columns)) in dtype; DataError naming part, row and column. With
+        center and scale ((len(columns),) each), (column - center) / scale, computed in float64 a column at
+        a time, so that no float64 copy of the whole group is made besides the result."""
         import pyarrow.compute as pc
 
         group = self.groups[g]
         path = self.paths[group.part]
         table = self.parquet(group.part).read_row_group(group.index, columns=columns)
-        X = torch.empty(len(columns), group.rows, dtype=torch.float64)  # (columns, rows)
+        X = torch.empty(len(columns), group.rows, dtype=dtype)  # (columns, rows): a column is contiguous
         for i, name in enumerate(columns):
             column = table.column(i)
             if column.null_count:
                 row = self.row_in_part(group, pc.index(pc.is_null(column), True).as_py())
                 missing = "a missing value (null); every cell needs a number"
                 raise DataError(f"{path}, row {row}, column '{name}': {missing}")
-            X[i].numpy()[:] = as_float64(path, name, column)
-        X = X.T
-        bad = (~X.isfinite()).nonzero()
-        if len(bad):
-            row, i = bad[0].tolist()
-            where = f"{path}, row {self.row_in_part(group, row)}, column '{columns[i]}'"
-            raise DataError(f"{where}: {X[row, i].item()} is not a finite number")
-        return X
+            values = as_float64(path, name, column)  # (rows,) float64 numpy, read-only (Arrow's)
+            # a NaN or infinity makes the sum one; so may finite values, rarely (an overflow): then look closer
+            if not np.isfinite(values.sum()) and not np.isfinite(values).all():
+                row = int(np.flatnonzero(~np.isfinite(values))[0])
+                where = f"{path}, row {self.row_in_part(group, row)}, column '{name}'"
+                raise DataError(f"{where}: {values[row]} is not a finite number")
+            out = X[i].numpy()
+            if center is None:
+                np.copyto(out, values, casting="unsafe")
+            else:  # in float64, rounded once into dtype, as the in-memory path's (X - mean) / std
+                np.divide(np.subtract(values, float(center[i])), float(scale[i]), out=out, casting="unsafe")
+        return X.T
 
     def row_in_part(self, group: Group, row: int) -> int:
         """A row's number in its part file, from 1."""
