@@ -29,6 +29,8 @@ from linreg.sampler import MinibatchSampler, derive_seed
 from linreg.stream_order import MASK32, feistel, mix32
 
 WINDOW_ROWS = 65536  # training rows shuffled together, at least
+MIN_GROUPS = 4  # row groups a window holds at least: ranks share at most one group per lane boundary
+LANES = 8  # runs of a global batch's slots, each fed from its own part of the window (RowGroupSampler.window)
 
 
 def held_out(rows: torch.Tensor, key: int, threshold: int) -> torch.Tensor:
@@ -67,7 +69,9 @@ class RowGroupStream(Dataset):
         release_freed_memory()  # Arrow's buffers, else kept by the allocator: memory would grow with the data
 
     def prefetch(self, groups: list[int]) -> None:
-        """Have these groups read on the background thread, in order, unless they are in the pool."""
+        """Have these groups read on the background thread, in order, unless they are in the pool; the
+        pool grows to hold them all (they are those in use and those read ahead)."""
+        self.capacity = max(self.capacity, len(groups))
         if self.pool is None or len(self.pool) != self.capacity * self.width:
             self.allocate()
         for g in groups:
@@ -86,12 +90,15 @@ class RowGroupStream(Dataset):
             self.making[slot] = self.executor.submit(self.read, g, slot)
 
     def allocate(self) -> None:
+        """The pool, with `capacity` slots: the groups already in it keep their slots."""
         for future in self.making.values():
             future.result()
+        self.making = {}
         with torch.inference_mode(False):  # a normal tensor, also when first used by an evaluation
-            self.pool = torch.empty(self.capacity * self.width, len(self.columns), dtype=self.dtype, device=self.device)
-        self.slots, self.making = {}, {}
-        self.offsets.fill_(-1)
+            pool = torch.empty(self.capacity * self.width, len(self.columns), dtype=self.dtype, device=self.device)
+        if self.pool is not None:
+            pool[: len(self.pool)] = self.pool
+        self.pool = pool
         if self.executor is None:
             self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linreg-parquet")
 
@@ -100,12 +107,7 @@ class RowGroupStream(Dataset):
         groups = torch.searchsorted(self.parts.starts, rows, right=True) - 1  # (n,)
         offsets = self.offsets.index_select(0, groups)
         if bool((offsets < 0).any()):  # not all read ahead (a resumed epoch, the held-out rows): read now
-            needed = groups.unique().tolist()
-            self.capacity = max(self.capacity, len(needed))
-            for g in needed:  # those already here become the newest: reading the others pushes out the rest
-                if g in self.slots:
-                    self.slots[g] = self.slots.pop(g)
-            self.prefetch(needed)
+            self.prefetch(groups.unique().tolist())
             offsets = self.offsets.index_select(0, groups)
         for slot in (offsets // self.width).unique().tolist():
             if slot in self.making:  # read on the background thread: wait until it is
@@ -154,7 +156,8 @@ class RowGroupSampler(MinibatchSampler):
         self.window_rows, self.prefetch = window_rows, prefetch
 
     def windows(self, key: int) -> list[list[int]]:
-        """The epoch's row groups in order, cut into windows of at least window_rows training rows."""
+        """The epoch's row groups in order, cut into windows of at least window_rows training rows and
+        MIN_GROUPS groups."""
         G = len(self.parts.groups)
         order = feistel(key, torch.arange(G), G).tolist() if self.shuffle and G > 1 else list(range(G))
         windows, current, rows = [], [], 0
@@ -163,22 +166,50 @@ class RowGroupSampler(MinibatchSampler):
                 continue
             current.append(g)
             rows += int(self.counts[g])
-            if rows >= self.window_rows:
+            if rows >= self.window_rows and len(current) >= MIN_GROUPS:
                 windows.append(current)
                 current, rows = [], 0
         return windows + ([current] if current else [])
 
-    def window(self, key: int, w: int, groups: list[int]) -> torch.Tensor:
-        """Window w's training rows (global numbers), in the epoch's order: (rows,) int64."""
+    def lanes(self, start: int, n: int) -> torch.Tensor:
+        """The lane of each of the epoch's positions [start, start + n): (n,). A global batch's G slots are
+        cut into LANES equal runs; positions in run ℓ take rows from the window's ℓ-th part."""
+        G = self.batch_size * self.num_replicas
+        return ((torch.arange(start, start + n) % G) * LANES) // G
+
+    def needed(self, groups: list[int], start: int) -> list[int]:
+        """The groups of a window (its first position: start) that this rank's lanes take rows from."""
+        if not self.shuffle:
+            return groups
+        counts = torch.bincount(self.lanes(start, int(self.counts[groups].sum())), minlength=LANES)
+        bounds = torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)])  # lane ℓ: rows [bounds ℓ, ℓ+1)
+        B, G = self.batch_size, self.batch_size * self.num_replicas
+        first, last = self.rank * B * LANES // G, ((self.rank + 1) * B - 1) * LANES // G  # this rank's lanes
+        lo, hi = int(bounds[first]), int(bounds[last + 1])
+        ends = self.counts[groups].cumsum(0)  # the window's rows up to the end of each of its groups
+        return [g for g, end, size in zip(groups, ends.tolist(), self.counts[groups].tolist(), strict=True)
+                if end > lo and end - size < hi]  # fmt: skip
+
+    def window(self, key: int, w: int, groups: list[int], start: int) -> torch.Tensor:
+        """Window w's training rows (global numbers), in the epoch's order: (rows,) int64. Lane ℓ's positions
+        take the window's ℓ-th run of rows (its groups in order), shuffled: a rank whose slots lie in a few
+        lanes reads only those runs' groups, whatever the number of ranks (the lanes are the global batch's)."""
         parts = []
         for g in groups:
             group = self.parts.groups[g]
             candidates = torch.arange(group.start, group.start + group.rows)
             parts.append(candidates[~held_out(candidates, self.key, self.threshold)])
         rows = torch.cat(parts)
-        if self.shuffle:  # negative keys: apart from the Feistel network's round keys 0-3
-            rows = rows[torch.randperm(len(rows), generator=torch.Generator().manual_seed(derive_seed(key, -1 - w)))]
-        return rows
+        if not self.shuffle:
+            return rows
+        lanes = self.lanes(start, len(rows))
+        order, begin = torch.empty_like(rows), 0
+        for lane, count in enumerate(torch.bincount(lanes, minlength=LANES).tolist()):
+            seed = derive_seed(derive_seed(key, -1 - w), lane)  # negative keys: apart from the Feistel round keys
+            run = rows[begin : begin + count]
+            order[lanes == lane] = run[torch.randperm(count, generator=torch.Generator().manual_seed(seed))]
+            begin += count
+        return order
 
     def batches(self, first: int) -> Iterator[torch.Tensor]:
         key = derive_seed(self.seed, self.epoch)
@@ -195,9 +226,10 @@ class RowGroupSampler(MinibatchSampler):
                     if start >= hi:
                         break
                     if w not in made:
-                        if self.prefetch is not None:  # this window's groups and the next's, read ahead
-                            self.prefetch(windows[w] + (windows[w + 1] if w + 1 < len(windows) else []))
-                        made[w] = self.window(key, w, windows[w])
+                        if self.prefetch is not None:  # the groups this rank reads: the windows in use, the next
+                            use = [(v, int(ends[v - 1]) if v > 0 else 0) for v in (w - 1, w, w + 1) if v >= 0]
+                            self.prefetch([g for v, at in use if v < len(windows) for g in self.needed(windows[v], at)])
+                        made[w] = self.window(key, w, windows[w], start)
                         for old in [old for old in made if old < w]:
                             del made[old]
                     parts.append(made[w][max(lo, start) - start : min(hi, int(ends[w])) - start])
@@ -205,6 +237,7 @@ class RowGroupSampler(MinibatchSampler):
 
 
 def stream_capacity(parts: ParquetParts, window_rows: int) -> int:
-    """Row groups the pool keeps: two windows' worth, from the smallest groups' size."""
+    """Row groups the pool keeps: three windows' worth, from the smallest groups' size. A read of K
+    minibatches may span two windows, and the next is read ahead when a minibatch first reaches it."""
     smallest = min(g.rows for g in parts.groups)
-    return max(4, 2 * (math.ceil(window_rows / smallest) + 1))
+    return 3 * max(MIN_GROUPS, math.ceil(window_rows / smallest) + 1)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import linreg.file_summary
-from linreg.file_stream import RowGroupSampler, held_out
+from linreg.file_stream import RowGroupSampler, RowGroupStream, held_out, stream_capacity
 from linreg.streamed_file_data import StreamedFileRegressionDataModule
 from tests.conftest import command
 from tests.test_parquet_parts import write_parts
@@ -118,3 +118,30 @@ def test_the_cli_streams_resumes_exactly_and_streams_on_its_own_beyond_the_budge
     out = capsys.readouterr().out
     assert "above the budget of 1e-05 GB (--memory-budget)" in out and "a window of row groups at a time" in out
     assert json.loads((budget / "summary.json").read_text())["closed_form"]["method"] == "exact, refined"
+
+
+def reads_per_epoch(dm, world_size: int) -> int:
+    """Row groups read by all ranks together in one epoch, each rank with its own stream, as under DDP."""
+    reads = 0
+    for rank in range(world_size):
+        stream = RowGroupStream(dm.parts, dm.columns, dm.mean, dm.std, "cpu", torch.float32,
+                                stream_capacity(dm.parts, dm.hparams.window_rows))  # fmt: skip
+        original = stream.parts.read_group
+        calls = []
+        stream.parts.read_group = lambda g, *a, calls=calls, original=original: calls.append(g) or original(g, *a)
+        s = sampler(dm, rank, world_size, batch_size=10 // world_size)
+        s.prefetch = stream.prefetch
+        for batch in s.batches(0):
+            stream[batch]
+        stream.executor.shutdown()
+        reads += len(calls)
+        del stream.parts.read_group
+    return reads
+
+
+def test_two_ranks_read_each_row_group_about_once_an_epoch_not_twice(tmp_path):
+    write_parts(tmp_path / "data", sizes=(4000, 4000, 4000), row_group_size=250)  # 48 groups, windows of 4+
+    dm = module(tmp_path / "data", window_rows=1000)
+    groups = len(dm.parts.groups)
+    assert reads_per_epoch(dm, 1) == groups  # one rank: every group once
+    assert reads_per_epoch(dm, 2) <= 1.25 * groups  # two: each reads its lanes' groups, and shares the boundaries
