@@ -10,14 +10,16 @@ group, and the closed form's exact sums, cached by the files' fingerprint.
   pass suffices and merges across ranks. Its column exponents come from the files' min/max statistics
   (Parquet writers keep them per row group), read before the pass; a file without them costs a first
   pass over the data for its largest values.
-- Cached as JSON in $LINREG_CACHE (default ~/.cache/linreg), keyed by the parts' fingerprint and the
-  split: a resume or a second run on the same files reads it instead of the data.
+- Cached as JSON in $LINREG_CACHE (default ~/.cache/linreg), one file per data path and split, with the
+  parts' fingerprint: a resume or a second run on the same files reads it instead of the data; files
+  changed since (size, content, mtime, rows) are read again, and a warning line says so.
 """
 
 import hashlib
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +28,7 @@ import torch
 
 from linreg.exact_gram import ExactGram
 from linreg.file_stream import held_out
+from linreg.fingerprint import changed
 from linreg.parquet_parts import ParquetParts
 
 VERSION = 1
@@ -46,17 +49,22 @@ def cache_dir() -> Path:
 
 def summarize(parts: ParquetParts, columns: list[str], key: int, threshold: int, center: bool = True) -> Summary:
     """The pass, or its cached result (columns: the features, then the target)."""
-    identity = json.dumps([VERSION, parts.fingerprint(), columns, key, threshold, center], sort_keys=True)
+    identity = json.dumps([VERSION, os.path.abspath(parts.source), columns, key, threshold, center])
     path = cache_dir() / f"summary-{hashlib.sha256(identity.encode()).hexdigest()[:24]}.json"
+    now = parts.fingerprint()
     if path.exists():
         try:
-            return from_json(json.loads(path.read_text()))
+            cached = json.loads(path.read_text())
+            difference = changed(cached["fingerprint"], now)
+            if difference is None:
+                return from_json(cached)
+            warnings.warn(f"{parts.source} changed since its cached pass ({difference}): read again", stacklevel=2)
         except (ValueError, KeyError):  # a damaged cache file is made again
             pass
     summary = summarize_now(parts, columns, key, threshold, center)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(to_json(summary)))
+    temporary.write_text(json.dumps(to_json(summary) | {"fingerprint": now}))
     os.replace(temporary, path)  # whole or not at all, also with parallel runs writing the same one
     return summary
 

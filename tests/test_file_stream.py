@@ -12,6 +12,7 @@ import linreg.file_summary
 from linreg.file_stream import RowGroupSampler, RowGroupStream, held_out, stream_capacity
 from linreg.streamed_file_data import StreamedFileRegressionDataModule
 from tests.conftest import command
+from tests.test_distributed import run_cli
 from tests.test_parquet_parts import write_parts
 
 train = command("train")
@@ -145,3 +146,36 @@ def test_two_ranks_read_each_row_group_about_once_an_epoch_not_twice(tmp_path):
     groups = len(dm.parts.groups)
     assert reads_per_epoch(dm, 1) == groups  # one rank: every group once
     assert reads_per_epoch(dm, 2) <= 1.25 * groups  # two: each reads its lanes' groups, and shares the boundaries
+
+
+def test_a_checkpoint_inside_an_epoch_resumes_exactly(tmp_path):
+    write_parts(tmp_path / "data")
+    args = ["--data", str(tmp_path / "data"), "--target", "y", "--features", "a", "b", "c", "--streaming",
+            "--batch-size", "10", "--max-epochs", "2"]  # fmt: skip
+    straight = train.run([*args, "--logdir", str(tmp_path / "a")])
+    stop = ["--max-steps", "333", "--checkpoint-every-n-steps", "333"]  # inside the second epoch's second window
+    first = train.run([*args, *stop, "--logdir", str(tmp_path / "b")])
+    resumed = train.run(["--resume", str(first / "checkpoints" / "last-step.ckpt"), "--max-steps", "-1"])
+    a, b = (json.loads((run / "summary.json").read_text()) for run in (straight, resumed))
+    assert a["global_step"] == b["global_step"] and a["w"] == b["w"] and a["b"] == b["b"]
+
+
+def test_two_processes_at_batch_5_end_where_one_at_batch_10_does(tmp_path):
+    write_parts(tmp_path / "data")
+    args = ["--data", str(tmp_path / "data"), "--target", "y", "--features", "a", "b", "c", "--streaming"]
+    ddp = ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--batch-size", "5"]
+    _, two, _ = run_cli(tmp_path, "ddp", *args, *ddp)
+    one = json.loads((train.run([*args, "--batch-size", "10", "--max-epochs", "2", "--logdir", str(tmp_path / "one")])
+                      / "summary.json").read_text())  # fmt: skip
+    assert two["global_step"] == one["global_step"]
+    np.testing.assert_allclose([*two["w"], two["b"]], [*one["w"], one["b"]], rtol=0, atol=1e-5)  # as in-memory DDP
+    assert two["closed_form"] == one["closed_form"]  # the exact sums: the same bits
+
+
+def test_a_changed_part_is_read_again_and_said_so(tmp_path):
+    write_parts(tmp_path / "data")
+    first = module(tmp_path / "data").closed_form_solution()
+    write_parts(tmp_path / "data", seed=1)  # other numbers, the same layout
+    with pytest.warns(UserWarning, match="changed since its cached pass .*: read again"):
+        again = module(tmp_path / "data").closed_form_solution()
+    assert not torch.equal(first.data_w, again.data_w)
