@@ -21,16 +21,11 @@ from linreg.sampler import MinibatchSampler
 # --implementation: predicting needs the plain classes alone (the layers add nothing to forward)
 IMPLEMENTATIONS = {"scratch": LinearRegressionScratch, "concise": LinearRegressionConcise}
 # where the DataModule's state_dict sits in a checkpoint: linreg-train's class, or the plain one
-FILE_DATA_KEYS = ("FileData", "FileRegressionDataModule")
+FILE_DATA_KEYS = ("FileData", "FileRegressionDataModule", "StreamedFileData", "StreamedFileRegressionDataModule")
 
 
-def predict(
-    checkpoint_path: str, data: str, accelerator: str = "auto", batch_size: int = 65536, checkpoint: dict | None = None
-):
-    """The predictions (n,) for the rows of `data`, a CSV or Parquet file, in the model's dtype. `checkpoint`:
-    the file at `checkpoint_path`, if the caller has read it already."""
-    if checkpoint is None:
-        checkpoint = read_checkpoint(checkpoint_path)
+def model_and_features(checkpoint_path: str, checkpoint: dict, header: list[str], data: str):
+    """(the plain module in its dtype, the feature columns, their standardization or None)."""
     state = checkpoint["state_dict"]
     dtype = next(iter(state.values())).dtype  # a float64 model (--precision 64-true) predicts in float64
     hparams = dict(checkpoint["hyper_parameters"])
@@ -43,18 +38,31 @@ def predict(
             f"{checkpoint_path}: holds no standardization of its features and was not trained on synthetic data: "
             "there is no telling how to scale the columns"
         )
-    header = read_header(data)
     features = scaling["feature_names"] if scaling else header
     if len(features) != model.hparams.num_inputs:
         raise DataError(f"{data}: {len(features)} feature columns, but the model takes {model.hparams.num_inputs}")
+    return model, features, scaling
+
+
+def predictor(accelerator: str, dtype: torch.dtype, callbacks=()) -> L.Trainer:
+    precision = "64-true" if dtype == torch.float64 else "32-true"
+    return L.Trainer(accelerator=accelerator, devices=1, precision=precision, logger=False,
+                     enable_progress_bar=False, callbacks=list(callbacks))  # fmt: skip
+
+
+def predict(
+    checkpoint_path: str, data: str, accelerator: str = "auto", batch_size: int = 65536, checkpoint: dict | None = None
+):
+    """The predictions (n,) for the rows of `data`, a CSV or Parquet file, in the model's dtype. `checkpoint`:
+    the file at `checkpoint_path`, if the caller has read it already."""
+    if checkpoint is None:
+        checkpoint = read_checkpoint(checkpoint_path)
+    model, features, scaling = model_and_features(checkpoint_path, checkpoint, read_header(data), data)
+    dtype = model.dtype
     X = read_columns(data, features)  # (n, num_inputs), float64; DataError on any bad cell
     if scaling:
         X = standardize(X, scaling["mean"], scaling["std"])
     loader = DataLoader(
         TensorDataset(X.to(dtype)), sampler=MinibatchSampler(len(X), batch_size, shuffle=False), batch_size=None
     )
-    precision = "64-true" if dtype == torch.float64 else "32-true"
-    trainer = L.Trainer(
-        accelerator=accelerator, devices=1, precision=precision, logger=False, enable_progress_bar=False
-    )
-    return torch.cat([p.reshape(-1).cpu() for p in trainer.predict(model, loader)])
+    return torch.cat([p.reshape(-1).cpu() for p in predictor(accelerator, dtype).predict(model, loader)])

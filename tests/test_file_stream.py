@@ -16,6 +16,7 @@ from tests.test_distributed import run_cli
 from tests.test_parquet_parts import write_parts
 
 train = command("train")
+predict = command("predict")
 
 
 @pytest.fixture(autouse=True)
@@ -179,3 +180,31 @@ def test_a_changed_part_is_read_again_and_said_so(tmp_path):
     with pytest.warns(UserWarning, match="changed since its cached pass .*: read again"):
         again = module(tmp_path / "data").closed_form_solution()
     assert not torch.equal(first.data_w, again.data_w)
+
+
+def test_predict_streams_parts_a_row_group_at_a_time_in_row_order(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write_parts(tmp_path / "data")
+    args = ["--data", str(tmp_path / "data"), "--target", "y", "--features", "a", "b", "c", "--max-epochs", "1"]
+    run_dir = train.run([*args, "--streaming", "--logdir", str(tmp_path / "logs")])
+    checkpoint = str(run_dir / "checkpoints" / "last.ckpt")
+    out = tmp_path / "predictions.parquet"
+    predict.main(["--checkpoint", checkpoint, "--data", str(tmp_path / "data"), "--output", str(out)])
+    table = pq.read_table(out)
+    assert table.column_names == ["id", "a", "b", "c", "y", "prediction"]
+    assert table["id"].to_pylist() == [*range(1000), *range(2500, 3000), *range(1000, 2500)]  # path order
+    summary = json.loads((run_dir / "summary.json").read_text())
+    X = np.column_stack([table[c].to_numpy() for c in "abc"])
+    np.testing.assert_allclose(table["prediction"].to_numpy(), X @ summary["w"] + summary["b"], rtol=1e-5, atol=1e-5)
+    assert pq.ParquetFile(out).metadata.num_row_groups == 9  # one per input group: 3 + 2 + 4 (400-row groups)
+    # a bad cell in a later group: one line, and no half-written output left behind
+    part = tmp_path / "data" / "sub" / "part-00001.parquet"
+    bad = pq.read_table(part)
+    pq.write_table(bad.set_column(1, "a", pa.array([*bad["a"].to_pylist()[:-1], float("nan")])), part)
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        predict.main(["--checkpoint", checkpoint, "--data", str(tmp_path / "data"), "--output", str(tmp_path / "p")])
+    assert "part-00001.parquet, row 1500, column 'a': nan is not a finite number" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "data", "logs", "predictions.parquet"]

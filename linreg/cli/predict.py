@@ -5,7 +5,9 @@
     linreg-predict --checkpoint CKPT --data new.parquet --output predictions.parquet
     python scripts/predict.py ...                      # the same
 
-The output is CSV (to stdout without --output), or Parquet when --output ends in .parquet. The
+The output is CSV (to stdout without --output), or Parquet when --output ends in .parquet. Parquet input
+(a file, a folder of parts or a glob) is read, predicted and written a row group at a time, in row order:
+memory stays one row group whatever the data's size (linreg/prediction_stream.py). The
 checkpoint carries the model and, for a model trained on a file, the feature names and the
 standardization of its training split: new rows are standardized the same way. For a model trained on
 synthetic data every column of the file is a feature, in order; a checkpoint that says neither is refused.
@@ -48,7 +50,7 @@ def writable_destination(path: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = Parser(prog=program(PROG), description=__doc__.split("\n\n")[0])
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by linreg-train")
-    p.add_argument("--data", required=True, metavar="FILE", help="the rows to predict: CSV (header row) or Parquet")
+    p.add_argument("--data", required=True, metavar="PATH", help="CSV (header row), or Parquet: file, folder, glob")
     p.add_argument("--output", metavar="OUT", help="write here, not to stdout: .parquet or CSV (never overwritten)")
     p.add_argument("--accelerator", type=hardware.accelerator, default="auto", help="cpu, gpu, ... or auto (auto)")
     args = p.parse_args(argv)
@@ -68,6 +70,13 @@ def predict_rows(args) -> None:
         checkpoint = read_checkpoint(args.checkpoint)
         data_file("--data", args.data, DataError)
         hardware.accelerator_available("--accelerator", args.accelerator, DataError)
+        from linreg.data_files import is_parquet
+        from linreg.parquet_parts import is_parts
+
+        if is_parts(args.data) or is_parquet(args.data):  # a row group at a time, written as it goes
+            with quieted(program(PROG)):
+                run_predict(args, checkpoint, streamed=True)
+            return
         with quieted(program(PROG)):
             predictions = run_predict(args, checkpoint)
         from linreg.data_files import write_with_column
@@ -77,12 +86,15 @@ def predict_rows(args) -> None:
         fail(program(PROG), e)
 
 
-def run_predict(args, checkpoint: dict):
+def run_predict(args, checkpoint: dict, streamed: bool = False):
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     from linreg.prediction import predict  # Lightning: only once the input is known to be good
+    from linreg.prediction_stream import predict_to_file
 
     try:
+        if streamed:
+            return predict_to_file(args.checkpoint, checkpoint, args.data, args.output, args.accelerator)
         return predict(args.checkpoint, args.data, args.accelerator, checkpoint=checkpoint)
     except MisconfigurationException as e:
         raise DataError(str(e).strip().splitlines()[0]) from None
