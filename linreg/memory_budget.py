@@ -4,14 +4,15 @@
 
 In memory a run holds one float64 copy of the data and a standardized copy in the training dtype
 (linreg.file_data): rows × (columns) × (8 + 4) bytes at the default float32. The budget is --memory-budget
-GB, or half the machine's RAM. A CSV file is not streamed: it has no row groups to read a window at a time.
+GB, or half the machine's RAM. A CSV file beyond it (its rows estimated from its size) is converted once to
+Parquet (`streamed_path`), which then streams.
 """
 
 import os
 
 from lightning.pytorch.utilities import rank_zero_only
 
-from linreg.data_files import is_parquet
+from linreg.data_files import bytes_per_row, is_parquet, read_header
 from linreg.parquet_parts import ParquetParts, is_parts
 
 
@@ -20,11 +21,17 @@ def physical_memory() -> int:
 
 
 def beyond_budget(args) -> bool:
-    if args.streaming or not (is_parts(args.data) or is_parquet(args.data)):
+    """Whether --data would take more than the budget in memory (a line says so where it would)."""
+    if args.streaming:
         return False
-    parts = ParquetParts.open(args.data)
-    columns = (len(args.features) if args.features else len(parts.names) - 1) + 1
-    need = parts.num_rows * columns * (8 + (8 if str(args.precision).startswith("64") else 4))
+    if is_parts(args.data) or is_parquet(args.data):
+        parts = ParquetParts.open(args.data)
+        rows, columns = parts.num_rows, (len(args.features) if args.features else len(parts.names) - 1) + 1
+    else:  # a CSV file: its rows estimated from its size and its first lines' length
+        header = read_header(args.data)
+        rows = os.path.getsize(args.data) // bytes_per_row(args.data)
+        columns = (len(args.features) if args.features else len(header) - 1) + 1
+    need = rows * columns * (8 + (8 if str(args.precision).startswith("64") else 4))
     budget = args.memory_budget * 1e9 if args.memory_budget is not None else physical_memory() / 2
     if need <= budget:
         return False
@@ -33,3 +40,14 @@ def beyond_budget(args) -> bool:
         "(--memory-budget)"
     )
     return True
+
+
+def streamed_path(args) -> str:
+    """What streams: Parquet as given, or a CSV file converted once to Parquet (linreg.csv_to_parquet)."""
+    if is_parts(args.data) or is_parquet(args.data):
+        return args.data
+    from linreg.csv_to_parquet import converted
+
+    header = read_header(args.data)
+    features = args.features or [name for name in header if name != args.target]
+    return str(converted(args.data, [*features, args.target], say=rank_zero_only(print)))

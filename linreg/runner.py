@@ -30,7 +30,7 @@ from linreg.data import RegressionDataModule
 from linreg.errors import UsageError
 from linreg.fast_hooks import NoProfiler
 from linreg.fault_tolerance import AtomicCheckpointIO, StepCheckpoint
-from linreg.memory_budget import beyond_budget
+from linreg.memory_budget import beyond_budget, streamed_path
 from linreg.model import LinearRegressionScratch
 from linreg.progress_bar import ProgressBar
 from linreg.report import divergence_line, largest_label_fits, print_results
@@ -68,7 +68,10 @@ def build(
             center=not args.no_bias,  # a model without b: scaled, not centered (docs/your-data.md)
         )
         args.streaming = args.streaming or beyond_budget(args)
-        datamodule = (StreamedFileData if args.streaming else FileData)(*file, **options)
+        if args.streaming:  # a CSV file is converted to Parquet once; the checkpoint fingerprints the user's file
+            datamodule = StreamedFileData(streamed_path(args), *file[1:], **options, source=args.data)
+        else:
+            datamodule = FileData(*file, **options)
     else:
         synthetic = dict(
             true_w=true_w(args),

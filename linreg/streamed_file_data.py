@@ -15,6 +15,7 @@ import torch
 
 from linreg.closed_form import ClosedForm, exactly
 from linreg.data import RegressionDataModule
+from linreg.data_files import data_fingerprint
 from linreg.errors import DataError
 from linreg.file_stream import WINDOW_ROWS, HeldOutRows, RowGroupSampler, RowGroupStream, stream_capacity
 from linreg.file_summary import summarize
@@ -41,6 +42,7 @@ class StreamedFileRegressionDataModule(RegressionDataModule):
         shuffle: bool = True,
         center: bool = True,
         window_rows: int = WINDOW_ROWS,
+        source: str | None = None,
     ) -> None:
         super().__init__()
         self.parts = ParquetParts.open(path)
@@ -71,7 +73,8 @@ class StreamedFileRegressionDataModule(RegressionDataModule):
                 raise DataError(
                     f"{path}: feature '{name}' is constant in the training rows; leave it out with --features"
                 )
-        self.fingerprint = self.parts.fingerprint()
+        # the data the user gave, for the checkpoint: a CSV file's own, where path is its Parquet conversion
+        self.fingerprint = data_fingerprint(source, rows=self.parts.num_rows) if source else self.parts.fingerprint()
         self.train_stream = self.val_stream = None
 
     def setup(self, stage: str) -> None:

@@ -13,6 +13,7 @@ from linreg.file_stream import RowGroupSampler, RowGroupStream, held_out, stream
 from linreg.streamed_file_data import StreamedFileRegressionDataModule
 from tests.conftest import command
 from tests.test_distributed import run_cli
+from tests.test_inputs import assert_one_line_error, in_process
 from tests.test_parquet_parts import write_parts
 
 train = command("train")
@@ -208,3 +209,21 @@ def test_predict_streams_parts_a_row_group_at_a_time_in_row_order(tmp_path, caps
         predict.main(["--checkpoint", checkpoint, "--data", str(tmp_path / "data"), "--output", str(tmp_path / "p")])
     assert "part-00001.parquet, row 1500, column 'a': nan is not a finite number" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "data", "logs", "predictions.parquet"]
+
+
+def test_a_csv_beyond_the_budget_is_converted_once_and_streams(tmp_path, capsys):
+    X, y = write_parts(tmp_path / "data", sizes=(2000,))
+    rows = "a,b,c,y\n" + "".join(",".join(repr(float(v)) for v in [*r, t]) + "\n" for r, t in zip(X, y, strict=True))
+    (tmp_path / "big.csv").write_text(rows)
+    args = ["--data", str(tmp_path / "big.csv"), "--target", "y", "--max-epochs", "1", "--memory-budget", "1e-6"]
+    first = train.run([*args, "--logdir", str(tmp_path / "a")])
+    out = capsys.readouterr().out
+    assert "above the budget" in out and "converting" in out and "to Parquet once, into" in out
+    second = train.run([*args, "--logdir", str(tmp_path / "b")])
+    assert "converting" not in capsys.readouterr().out  # reused
+    closed = [json.loads((run / "summary.json").read_text())["closed_form"] for run in (first, second)]
+    lstsq = np.linalg.lstsq(np.c_[X, np.ones(2000)], y, rcond=None)[0]  # all rows: the held-out ones too
+    assert closed[0] == closed[1] and np.allclose([*closed[0]["w"], closed[0]["b"]], lstsq, atol=1e-3)
+    (tmp_path / "big.csv").write_text(rows.replace(repr(float(X[3][1])), "three", 1))  # a bad cell, named by line
+    capsys.readouterr()
+    assert_one_line_error(in_process(capsys, *args, "--logdir", str(tmp_path / "c")), "line 5, column 'b'")
