@@ -227,3 +227,33 @@ def test_a_csv_beyond_the_budget_is_converted_once_and_streams(tmp_path, capsys)
     (tmp_path / "big.csv").write_text(rows.replace(repr(float(X[3][1])), "three", 1))  # a bad cell, named by line
     capsys.readouterr()
     assert_one_line_error(in_process(capsys, *args, "--logdir", str(tmp_path / "c")), "line 5, column 'b'")
+
+
+def test_two_nodes_on_localhost_launched_by_torchrun_end_where_one_process_does(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    write_parts(tmp_path / "data")
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    args = ["--data", str(tmp_path / "data"), "--target", "y", "--features", "a", "b", "c", "--streaming",
+            "--max-epochs", "2"]  # fmt: skip
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+              "--master-addr", "127.0.0.1", "--master-port", port]  # fmt: skip
+    command = ["scripts/train.py", "--num-nodes", "2", "--devices", "1", "--accelerator", "cpu", "--strategy", "ddp",
+               "--batch-size", "5", *args, "--logdir", str(tmp_path / "nodes")]  # fmt: skip
+    pipes = dict(cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    nodes = [subprocess.Popen([*launch, "--node-rank", str(rank), *command], **pipes) for rank in range(2)]
+    outputs = [node.communicate(timeout=300) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][1][-2000:] + outputs[1][1][-2000:]
+    assert "epoch 2" in outputs[0][0] and "epoch" not in outputs[1][0]  # node 0 talks; one run folder
+    assert [p.name for p in (tmp_path / "nodes").iterdir()] == ["version_0"]
+    two = json.loads((tmp_path / "nodes" / "version_0" / "summary.json").read_text())
+    one = json.loads((train.run([*args, "--batch-size", "10", "--logdir", str(tmp_path / "one")]) / "summary.json")
+                     .read_text())  # fmt: skip
+    assert two["global_step"] == one["global_step"] and two["closed_form"] == one["closed_form"]
+    np.testing.assert_allclose([*two["w"], two["b"]], [*one["w"], one["b"]], rtol=0, atol=1e-5)
