@@ -257,3 +257,18 @@ def test_two_nodes_on_localhost_launched_by_torchrun_end_where_one_process_does(
                      .read_text())  # fmt: skip
     assert two["global_step"] == one["global_step"] and two["closed_form"] == one["closed_form"]
     np.testing.assert_allclose([*two["w"], two["b"]], [*one["w"], one["b"]], rtol=0, atol=1e-5)
+
+
+def test_a_run_stopped_on_two_processes_resumes_on_one_at_the_same_global_batch(tmp_path):
+    write_parts(tmp_path / "data")
+    args = ["--data", str(tmp_path / "data"), "--target", "y", "--features", "a", "b", "c", "--streaming"]
+    ddp = ["--accelerator", "cpu", "--devices", "2", "--strategy", "ddp", "--batch-size", "5"]
+    stop = ["--max-steps", "333", "--checkpoint-every-n-steps", "333"]
+    _, _, logdir = run_cli(tmp_path, "ddp", *args, *ddp, *stop)
+    checkpoint = str(logdir / "version_0" / "checkpoints" / "last-step.ckpt")
+    resumed = train.run(["--resume", checkpoint, "--max-steps", "-1", "--devices", "1", "--batch-size", "10",
+                         "--strategy", "auto", "--logdir", str(tmp_path / "resumed")])  # fmt: skip
+    one = train.run([*args, "--batch-size", "10", "--max-epochs", "2", "--logdir", str(tmp_path / "one")])
+    a, b = (json.loads((run / "summary.json").read_text()) for run in (resumed, one))
+    assert a["global_step"] == b["global_step"]
+    np.testing.assert_allclose([*a["w"], a["b"]], [*b["w"], b["b"]], rtol=0, atol=1e-5)

@@ -5,6 +5,7 @@
 Every checkpoint holds the run's flags, so `--resume CKPT` alone continues the run. The rules:
 - Flags that say how long it goes on, what it logs and saves, where it runs and writes may change
   (SAFE_TO_CHANGE), each change said in one line; any other that contradicts the checkpoint is refused.
+  --batch-size may change with --devices or --num-nodes where the global batch stays the same.
   `--data` may name a file's new place: its content must be the checkpoint's (linreg/fingerprint.py).
 - The limits are the checkpoint's unless given: a run resumes with its own --max-epochs and --max-steps.
   A new --max-epochs without --max-steps lifts a --max-steps that the checkpoint's run already reached:
@@ -34,6 +35,19 @@ def shown(value) -> str:
     return " ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
+def same_global_batch(flags: dict, explicit: argparse.Namespace, batch_size: int | None) -> bool:
+    """Whether a new --batch-size keeps the run's global batch (per process × devices × nodes), with the
+    devices and nodes given now: 2 processes at 5 resume as 1 at 10, the same order and the same steps."""
+    if batch_size is None:
+        return False
+    now = {**flags, **{k: v for k, v in vars(explicit).items() if k in ("devices", "num_nodes")}}
+    try:
+        before = int(flags["batch_size"]) * int(flags["devices"]) * int(flags["num_nodes"])
+        return before == int(batch_size) * int(now["devices"]) * int(now["num_nodes"])
+    except (KeyError, TypeError, ValueError):  # "auto" devices: the global batch is not known here
+        return False
+
+
 def resumed(args: argparse.Namespace, explicit: argparse.Namespace, checkpoint: dict) -> argparse.Namespace:
     """The checkpoint's run settings, with the flags given now (`explicit`, those on the command line) where
     they are safe to change, one line each. A flag that contradicts the checkpoint's run, or a run with
@@ -48,7 +62,11 @@ def resumed(args: argparse.Namespace, explicit: argparse.Namespace, checkpoint: 
         flag, before = "--" + name.replace("_", "-"), flags.get(name)
         if name == "resume" or value == before:
             continue
-        if name not in SAFE_TO_CHANGE and not (name == "data" and before is not None):
+        if (
+            name not in SAFE_TO_CHANGE
+            and not (name == "data" and before is not None)
+            and not same_global_batch(saved["flags"], explicit, value if name == "batch_size" else None)
+        ):
             raise UsageError(
                 f"{flag} {shown(value)} contradicts the checkpoint's run ({flag} {shown(before)}): resume "
                 "without it, or start a new run"
