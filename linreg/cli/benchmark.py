@@ -5,6 +5,7 @@
     linreg-benchmark --workloads book 1m --repeats 5 --json results.json
     linreg-benchmark --whole-process          # whole processes: start-up, and the book's script vs the CLI
     linreg-benchmark --closed-form            # the closed form's two passes against one XᵀX product
+    linreg-benchmark --streamed-files         # streamed Parquet: memory at 1M and 4M rows, speed, reads
 
 The paths and what each run times: linreg/cli/benchmark_paths.py, where every run gets a fresh process so
 that its peak memory is its own. Ratios divide by the `book` path on the same workload, in the same run:
@@ -56,7 +57,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--json", help="also write every measurement to this file")
     p.add_argument("--whole-process", action="store_true", help="time whole processes instead (whole_process.py)")
     p.add_argument("--closed-form", action="store_true", help="time the closed form's solves instead")
+    p.add_argument("--streamed-files", action="store_true", help="streamed Parquet instead (benchmark_stream.py)")
     args = p.parse_args(argv)
+    if args.streamed_files:
+        from linreg.cli import benchmark_stream
+
+        return benchmark_stream.measure(args.repeats)
     if args.closed_form:
         from linreg.cli import benchmark_closed_form
 

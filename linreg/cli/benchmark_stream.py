@@ -1,0 +1,132 @@
+"""Benchmark of streamed Parquet (`linreg-benchmark --streamed-files`): memory, speed, reads, the reader.
+
+Writes folders of Parquet parts (float64 N(0, 1) features, 250,000-row parts of 65,536-row groups) into
+a temporary folder, then, medians of --repeats runs:
+- peak RSS of `linreg-train --data F --target y --streaming` for one epoch at batch 1000, at 1M and 4M
+  rows × 30 and above a 1000-row run, against the float64 data, and the same in memory;
+- the fit's seconds (summary.json's fit_seconds: the epoch, and for the in-memory run its evaluation
+  of every row) streamed against in memory, at 1M × 30 and 1M × 100;
+- the reader alone (linreg.parquet_parts.read_group into float32, standardized) against pyarrow's own
+  ParquetFile.read_row_group of the same groups;
+- the row groups read in an epoch by 2 processes, simulated in one (RowGroupSampler and RowGroupStream
+  per rank), against the groups there are.
+"""
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from linreg.cli.whole_process import peak_run
+
+SIZES = {"tiny": (1000, 30), "1m": (1_000_000, 30), "4m": (4_000_000, 30), "1m100": (1_000_000, 100)}
+
+
+def write_parts(folder: str, rows: int, features: int, part_rows: int = 250_000) -> str:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=features)
+    os.makedirs(folder)
+    for i, start in enumerate(range(0, rows, part_rows)):
+        X = rng.normal(size=(min(part_rows, rows - start), features))
+        columns = {f"x{j}": X[:, j] for j in range(features)} | {"y": X @ w + 4.2 + rng.normal(0, 0.01, len(X))}
+        pq.write_table(pa.table(columns), f"{folder}/part-{i:05d}.parquet", row_group_size=65536)
+    return folder
+
+
+def train(folder: str, logdir: str, streaming: bool) -> tuple[float, float, float]:
+    """(seconds, peak MiB, fit seconds) of one linreg-train process, its pass cached beforehand."""
+    cmd = [sys.executable, "-m", "linreg.cli.train", "--data", folder, "--target", "y", "--batch-size", "1000",
+           "--max-epochs", "1", "--num-val", "0", "--closed-form", "never", "--logdir", logdir]  # fmt: skip
+    seconds, peak = peak_run([*cmd, "--streaming"] if streaming else cmd)
+    newest = max(Path(logdir).iterdir(), key=lambda p: int(p.name.split("_")[1]))
+    return seconds, peak, json.loads((newest / "summary.json").read_text())["fit_seconds"]
+
+
+def reader(folder: str, repeats: int) -> tuple[float, float]:
+    import pyarrow.parquet as pq
+    import torch
+
+    from linreg.parquet_parts import ParquetParts
+
+    parts = ParquetParts.open(folder)
+    center, scale = (
+        torch.zeros(len(parts.names), dtype=torch.float64),
+        torch.ones(len(parts.names), dtype=torch.float64),
+    )
+    arrow, ours = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for g in parts.groups:
+            pq.ParquetFile(parts.paths[g.part], pre_buffer=False).read_row_group(g.index)
+        arrow.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        for g in range(len(parts.groups)):
+            parts.read_group(g, parts.names, torch.float32, center, scale)
+        ours.append(time.perf_counter() - start)
+    return min(arrow), min(ours)
+
+
+def group_reads(folder: str, world_size: int) -> tuple[int, int]:
+    import torch
+
+    from linreg.file_stream import RowGroupStream, stream_capacity
+    from linreg.streamed_file_data import StreamedFileRegressionDataModule
+
+    dm = StreamedFileRegressionDataModule(folder, "y", num_val=0, batch_size=1000 // world_size)
+    reads = 0
+    for rank in range(world_size):
+        stream = RowGroupStream(dm.parts, dm.columns, dm.mean, dm.std, "cpu", torch.float32,
+                                stream_capacity(dm.parts, dm.hparams.window_rows))  # fmt: skip
+        read, calls = stream.read, []
+        stream.read = lambda g, slot, read=read, calls=calls: calls.append(g) or read(g, slot)
+        dm.ranks = lambda rank=rank: (rank, world_size)
+        dm.train_stream = stream
+        sampler = dm.train_sampler()
+        for batch in sampler.batches(0):
+            stream[batch]
+        stream.executor.shutdown()
+        reads += len(calls)
+    return reads, len(dm.parts.groups)
+
+
+def measure(repeats: int) -> None:
+    with tempfile.TemporaryDirectory() as root:
+        os.environ["LINREG_CACHE"] = f"{root}/cache"
+        folders = {}
+        for name, (rows, features) in SIZES.items():  # in a child: a big parent's pages count in its children's peaks
+            folders[name] = f"{root}/{name}"
+            call = f"write_parts({folders[name]!r}, {rows}, {features})"
+            code = f"from linreg.cli.benchmark_stream import write_parts; {call}"
+            peak_run([sys.executable, "-c", code])
+        for name in folders:  # the pass before training, cached: not what is measured here
+            train(folders[name], f"{root}/logs", streaming=True)
+        runs = {(name, streaming): [train(folders[name], f"{root}/logs", streaming) for _ in range(repeats)]
+                for name in folders for streaming in (True, False) if not (name == "4m" and not streaming)}  # fmt: skip
+        print(f"streamed Parquet, medians of {repeats} runs; 250,000-row parts of 65,536-row groups, float64")
+        print(f"{'data':>14} {'path':>10} {'seconds':>8} {'peak MiB':>9} {'above tiny':>11} {'x data':>7} {'fit s':>6}")
+        for (name, streaming), rs in runs.items():
+            rows, features = SIZES[name]
+            seconds, peak, fit = (statistics.median(r[i] for r in rs) for i in range(3))
+            tiny = statistics.median(r[1] for r in runs[("tiny", streaming)])
+            data = rows * (features + 1) * 8 / 2**20
+            label = f"{rows:,} x {features}"
+            path = "streamed" if streaming else "in memory"
+            line = f"{label:>14} {path:>10} {seconds:>8.2f} {peak:>9.0f} {peak - tiny:>11.0f}"
+            print(f"{line} {(peak - tiny) / data:>7.2f} {fit:>6.2f}")
+        print()
+        for name in ("1m", "1m100"):
+            fit = {s: statistics.median(r[2] for r in runs[(name, s)]) for s in (True, False)}
+            print(f"{name}: a streamed epoch's fit costs {fit[True] / fit[False]:.2f} x the in-memory one's")
+        for name in ("1m", "1m100"):
+            arrow, ours = reader(folders[name], repeats)
+            seconds = f"({ours:.3f} s vs {arrow:.3f} s)"
+            print(f"{name}: the reader runs at {arrow / ours:.2f} of pyarrow's read_row_group {seconds}")
+        reads, groups = group_reads(folders["1m"], 2)
+        print(f"1m: 2 processes read {reads} row groups in an epoch, {reads / groups:.2f} x the {groups} there are")
