@@ -25,7 +25,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from linreg.block_loading import BlockSampler
-from linreg.closed_form import SINGULAR, ClosedForm, closed_form, excess_loss, solve_us, worth_solving
+from linreg.closed_form import ClosedForm, closed_form, excess_loss, solve_us, worth_solving
+from linreg.collinearity import SINGULAR, collinearity_line
 from linreg.steps_per_execution import UpdateCallback
 
 SCALARS_PER_WRITE = 16  # params/* written per log_every_n_steps, on average: each scalar written costs time
@@ -76,26 +77,6 @@ def column_names(datamodule, num_inputs: int) -> list[str]:
     """X̃'s columns as a user knows them: the file's feature names (or w_0, w_1, ...), then the intercept."""
     names = getattr(datamodule, "feature_names", None) or [f"w_{i}" for i in range(num_inputs)]
     return [*names, "intercept"]
-
-
-def collinearity_line(solution: ClosedForm, names: list[str]) -> str | None:
-    """One line naming the columns that depend, or nearly, on others, or None where none does."""
-    if not solution.collinear:
-        return None
-    named = [names[j] for j in solution.collinear]
-    columns = ", ".join(named) if len(named) <= 6 else f"{', '.join(named[:5])}, ... ({len(named)} columns)"
-    k = len(solution.eigenvalues)
-    if solution.rank < k:
-        return (
-            f"collinear: {columns} are linearly dependent, to float64's resolution (rank {solution.rank} of {k}): "
-            "the closed form is the minimum-norm least-squares solution, one of many, and its parameters are no "
-            "target for SGD's"
-        )
-    return (
-        f"nearly collinear: {columns} (XᵀX/n has condition number {solution.condition_number:.3g}): the closed "
-        f"form is solved exactly (~{solution.digits:.0f} correct digits), but its parameters move "
-        f"~{solution.condition_number**0.5:.0e} times as much as the data's last digits"
-    )
 
 
 def parameter_errors(module: L.LightningModule, datamodule) -> tuple[torch.Tensor, float] | None:

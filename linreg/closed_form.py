@@ -26,6 +26,7 @@ from fractions import Fraction
 
 import torch
 
+from linreg.collinearity import SINGULAR, null_space
 from linreg.exact_gram import ExactGram
 from linreg.functions import linreg, squared_loss
 from linreg.normal_equations import CHUNK_SIZE, FLOAT64_DIGITS, NormalEquations, first_estimate
@@ -194,29 +195,6 @@ def finish(beta, root, loss, eigenvalues, rank, collinear, digits, method, cente
         data_w=torch.tensor([float(w) for w in data_w], dtype=torch.float64),
         data_b=torch.tensor([float(data_b)], dtype=torch.float64),
     )
-
-
-# Eigenvalues of Z̃ᵀZ̃/n below NEAR_COLLINEAR of the largest (a condition number of Z̃ above 10⁶) name their
-# columns: their coefficients move by 10⁶ times any change in the data's last digits. Below SINGULAR (Z̃'s
-# above 10¹³) the columns are collinear to float64's resolution, and the solution is not unique.
-NEAR_COLLINEAR = 1e-12
-SINGULAR = 1e-26
-
-
-def null_space(eigenvalues: torch.Tensor, Q: torch.Tensor) -> tuple[int, tuple[int, ...]]:
-    """(rank, the columns involved in the null space) of a Gram matrix from its eigendecomposition, k = len.
-
-    A column is involved when the null space holds a real share of it: the norm of its row of the null
-    space's basis V, ‖Vᵀe_j‖ (between 0 and 1, whatever basis eigh chose), is at least 1 % of the largest.
-    A column outside the dependence has a share of rounding's size; one inside, however many columns the
-    dependence spreads over (all 1001 of 1000 rows' [X, 1]), a share of the same order as the others'."""
-    top = eigenvalues[-1].clamp(min=0)
-    small = eigenvalues <= NEAR_COLLINEAR * top
-    rank = len(eigenvalues) - int((eigenvalues <= SINGULAR * top).sum())
-    if not bool(small.any()):
-        return rank, ()
-    share = Q[:, small].norm(dim=1)  # (k,): each column's part in the null space
-    return rank, tuple(int(j) for j in (share >= 0.01 * share.max()).nonzero().reshape(-1))
 
 
 def training_loss(solution: ClosedForm, X: torch.Tensor, y: torch.Tensor, chunk_size: int = CHUNK_SIZE) -> float:
