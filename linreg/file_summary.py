@@ -4,12 +4,16 @@ group, and the closed form's exact sums, cached by the files' fingerprint.
     summary = summarize(parts, columns, key, threshold, center=True)   # or read from the cache
     summary.mean, summary.std, summary.train_counts, summary.val_counts, summary.gram
 
-- Mean and variance per feature over the training rows, merged group by group with Chan et al.'s update
-  (means and sums of squared deviations, never raw sums of squares, which cancel for features far from 0).
+- Mean and variance per feature over the training rows: each row group's mean and sum of squared
+  deviations, merged in group order with Chan et al.'s update (never raw sums of squares, which cancel for
+  features far from 0): the same bits whichever process read which group.
 - The closed form: `linreg.exact_gram.ExactGram` of the training rows, exact whatever the chunks, so one
-  pass suffices and merges across ranks. Its column exponents come from the files' min/max statistics
-  (Parquet writers keep them per row group), read before the pass; a file without them costs a first
-  pass over the data for its largest values.
+  pass suffices and the shares of several processes merge exactly. Its column exponents come from the
+  files' min/max statistics (Parquet writers keep them per row group), read before the pass; a file
+  without them costs a first pass over the data for its largest values.
+- Processes started together by torchrun or SLURM each read a share of the groups and merge all shares
+  (`shared_pass`); a single process, or Lightning's own launcher (whose other processes start after the
+  first's pass and find it cached), reads them all.
 - Cached as JSON in $LINREG_CACHE (default ~/.cache/linreg), one file per data path and split, with the
   parts' fingerprint: a resume or a second run on the same files reads it instead of the data; files
   changed since (size, content, mtime, rows) are read again, and a warning line says so.
@@ -19,6 +23,7 @@ import hashlib
 import json
 import math
 import os
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +36,8 @@ from linreg.file_stream import held_out
 from linreg.fingerprint import changed
 from linreg.parquet_parts import ParquetParts
 
-VERSION = 1
+VERSION = 2
+WAIT_SECONDS = 600  # for another process's share of the pass, before reading it here
 
 
 @dataclass
@@ -61,7 +67,11 @@ def summarize(parts: ParquetParts, columns: list[str], key: int, threshold: int,
             warnings.warn(f"{parts.source} changed since its cached pass ({difference}): read again", stacklevel=2)
         except (ValueError, KeyError):  # a damaged cache file is made again
             pass
-    summary = summarize_now(parts, columns, key, threshold, center)
+    rank, world = launched_ranks()
+    if world > 1:  # every process of an external launcher at once: each reads its share, all merge all
+        summary = shared_pass(parts, columns, key, threshold, center, path, now, rank, world)
+    else:
+        summary = combine(*group_pass(parts, columns, key, threshold, center, range(len(parts.groups))), center)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
     temporary.write_text(json.dumps(to_json(summary) | {"fingerprint": now}))
@@ -69,10 +79,20 @@ def summarize(parts: ParquetParts, columns: list[str], key: int, threshold: int,
     return summary
 
 
-def summarize_now(parts: ParquetParts, columns: list[str], key: int, threshold: int, center: bool) -> Summary:
+def launched_ranks() -> tuple[int, int]:
+    """(rank, world size) where torchrun or SLURM started every process at once; else (0, 1)."""
+    for rank, world in (("RANK", "WORLD_SIZE"), ("SLURM_PROCID", "SLURM_NTASKS")):
+        if rank in os.environ and world in os.environ:
+            return int(os.environ[rank]), int(os.environ[world])
+    return 0, 1
+
+
+def gram_for(parts: ParquetParts, columns: list[str], center: bool) -> ExactGram:
+    """An empty ExactGram for these columns: exponents from the files' min/max statistics (or a first pass
+    for the largest values where a file lacks them), and a provisional standardization for TSQR."""
     d = len(columns) - 1
     ranges = [parts.column_range(name) for name in columns]
-    if any(r is None for r in ranges):  # no statistics in some file: a first pass for the largest values
+    if any(r is None for r in ranges):
         largest = torch.zeros(len(columns), dtype=torch.float64)
         for g in range(len(parts.groups)):
             largest = torch.maximum(largest, parts.read_group(g, columns).abs().amax(0))
@@ -83,59 +103,103 @@ def summarize_now(parts: ParquetParts, columns: list[str], key: int, threshold: 
     spread = torch.maximum(high - middle, middle - low)
     spread = torch.where(spread > 0, spread, torch.ones_like(spread))
     exponents = [math.frexp(max(abs(lo), abs(hi)))[1] for lo, hi in ranges]
-    exponents = exponents[:d] + ([1] if center else []) + exponents[d:]
-    gram = ExactGram(exponents, middle, spread, bias=center)
-    n, mean, m2 = 0, torch.zeros(d, dtype=torch.float64), torch.zeros(d, dtype=torch.float64)
-    train_counts, val_counts = [], []
-    for g, group in enumerate(parts.groups):
+    return ExactGram(exponents[:d] + ([1] if center else []) + exponents[d:], middle, spread, bias=center)
+
+
+def group_pass(parts, columns, key, threshold, center, groups) -> tuple[dict, ExactGram]:
+    """Over these groups: {group: (training rows, held-out rows, the training rows' mean, their sum of
+    squared deviations)}, and the ExactGram of the training rows."""
+    d, gram, statistics = len(columns) - 1, gram_for(parts, columns, center), {}
+    for g in groups:
+        group = parts.groups[g]
         table = parts.read_group(g, columns)  # (rows, d + 1)
-        keep = ~held_out(torch.arange(group.start, group.start + group.rows), key, threshold)
-        train_counts.append(int(keep.sum()))
-        val_counts.append(group.rows - train_counts[-1])
-        rows = table[keep]
-        if len(rows) == 0:
+        rows = table[~held_out(torch.arange(group.start, group.start + group.rows), key, threshold)]
+        mean = rows[:, :d].mean(0) if len(rows) else torch.zeros(d, dtype=torch.float64)
+        deviations = (rows[:, :d] - mean).square().sum(0)
+        statistics[g] = (len(rows), group.rows - len(rows), mean.tolist(), deviations.tolist())
+        if len(rows):
+            gram.update(rows[:, :d], rows[:, d:])
+    return statistics, gram
+
+
+def combine(statistics: dict, gram: ExactGram, center: bool) -> Summary:
+    """The groups' statistics merged in group order (Chan et al.), whichever process read which group."""
+    d = len(gram.scale)
+    n, mean, m2 = 0, torch.zeros(d, dtype=torch.float64), torch.zeros(d, dtype=torch.float64)
+    for g in sorted(statistics):
+        m, _, group_mean, group_m2 = statistics[g]
+        if m == 0:
             continue
-        gram.update(rows[:, :d], rows[:, d:])
-        m, batch_mean = len(rows), rows[:, :d].mean(0)  # Chan et al.: merge (n, mean, m2) with the group's
-        batch_m2 = (rows[:, :d] - batch_mean).square().sum(0)
-        delta = batch_mean - mean
+        delta = torch.tensor(group_mean, dtype=torch.float64) - mean
         mean = mean + delta * (m / (n + m))
-        m2 = m2 + batch_m2 + delta.square() * (n * m / (n + m))
+        m2 = m2 + torch.tensor(group_m2, dtype=torch.float64) + delta.square() * (n * m / (n + m))
         n += m
     std = (m2 / max(n - 1, 1)).sqrt() if center else (m2 / max(n, 1) + mean.square()).sqrt()
     if not center:
         mean = torch.zeros(d, dtype=torch.float64)
-    counts = (torch.tensor(train_counts, dtype=torch.int64), torch.tensor(val_counts, dtype=torch.int64))
+    counts = (torch.tensor([statistics[g][i] for g in sorted(statistics)], dtype=torch.int64) for i in (0, 1))
     return Summary(mean, std, *counts, gram)
 
 
-def to_json(summary: Summary) -> dict:
-    gram = summary.gram
+def shared_pass(parts, columns, key, threshold, center, path: Path, now: dict, rank: int, world: int) -> Summary:
+    """This process's share of the groups (g ≡ rank mod world), written beside the cache; then every share,
+    merged. A share that does not come within WAIT_SECONDS is read here: slower, never stuck."""
+    G = len(parts.groups)
+    statistics, gram = group_pass(parts, columns, key, threshold, center, range(rank, G, world))
+    share = path.with_name(f"{path.stem}.{rank}-of-{world}.json")
+    share.parent.mkdir(parents=True, exist_ok=True)
+    temporary = share.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps({"fingerprint": now, "statistics": statistics, "gram": gram_to_json(gram)}))
+    os.replace(temporary, share)
+    for other in (r for r in range(world) if r != rank):
+        theirs, deadline, saved = (
+            path.with_name(f"{path.stem}.{other}-of-{world}.json"),
+            time.monotonic() + WAIT_SECONDS,
+            None,
+        )
+        while saved is None and time.monotonic() < deadline:
+            try:
+                saved = json.loads(theirs.read_text())
+                saved = saved if changed(saved["fingerprint"], now) is None else None
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.1)
+        if saved is None:  # not come: read here
+            more, extra = group_pass(parts, columns, key, threshold, center, range(other, G, world))
+        else:
+            more, extra = {int(g): tuple(v) for g, v in saved["statistics"].items()}, gram_from_json(saved["gram"])
+        statistics.update(more)
+        gram.merge(extra)
+    return combine(statistics, gram, center)
+
+
+def gram_to_json(gram: ExactGram) -> dict:
     gram.spill()
     return {
-        "mean": summary.mean.tolist(),
-        "std": summary.std.tolist(),
-        "train_counts": summary.train_counts.tolist(),
-        "val_counts": summary.val_counts.tolist(),
-        "gram": {
-            "exponents": gram.exponents,
-            "center": gram.center.tolist(),
-            "scale": gram.scale.tolist(),
-            "bias": gram.bias,
-            "rows": gram.rows,
-            "R": gram.R.tolist(),
-            "spilled": gram.spilled.tolist(),  # Python ints: JSON keeps every digit
-        },
-    }
+        "exponents": gram.exponents,
+        "center": gram.center.tolist(),
+        "scale": gram.scale.tolist(),
+        "bias": gram.bias,
+        "rows": gram.rows,
+        "R": gram.R.tolist(),
+        "spilled": gram.spilled.tolist(),
+    }  # fmt: skip  (Python ints: JSON keeps every digit)
 
 
-def from_json(state: dict) -> Summary:
-    saved = state["gram"]
+def gram_from_json(saved: dict) -> ExactGram:
     f64 = torch.float64
     center, scale = torch.tensor(saved["center"], dtype=f64), torch.tensor(saved["scale"], dtype=f64)
     gram = ExactGram(saved["exponents"], center, scale, bias=saved["bias"])
     gram.rows, gram.R = saved["rows"], torch.tensor(saved["R"], dtype=f64)
     gram.spilled = np.array(saved["spilled"], dtype=object)
-    mean, std = torch.tensor(state["mean"], dtype=f64), torch.tensor(state["std"], dtype=f64)
+    return gram
+
+
+def to_json(summary: Summary) -> dict:
+    counts = {name: getattr(summary, name).tolist() for name in ("train_counts", "val_counts")}
+    return {"mean": summary.mean.tolist(), "std": summary.std.tolist(), "gram": gram_to_json(summary.gram)} | counts
+
+
+def from_json(state: dict) -> Summary:
+    mean, std = (torch.tensor(state[name], dtype=torch.float64) for name in ("mean", "std"))
     counts = (torch.tensor(state[name], dtype=torch.int64) for name in ("train_counts", "val_counts"))
-    return Summary(mean, std, *counts, gram)
+    return Summary(mean, std, *counts, gram_from_json(state["gram"]))

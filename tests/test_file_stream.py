@@ -3,6 +3,7 @@ an order that does not depend on the number of processes; held-out rows never tr
 and the closed form from one cached pass, against numpy over the same rows."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -272,3 +273,27 @@ def test_a_run_stopped_on_two_processes_resumes_on_one_at_the_same_global_batch(
     a, b = (json.loads((run / "summary.json").read_text()) for run in (resumed, one))
     assert a["global_step"] == b["global_step"]
     np.testing.assert_allclose([*a["w"], a["b"]], [*b["w"], b["b"]], rtol=0, atol=1e-5)
+
+
+def test_processes_started_together_share_the_pass_and_merge_it_into_the_same_bits(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    write_parts(tmp_path / "data", row_group_size=250)
+    code = (
+        "import json, sys; from linreg.streamed_file_data import StreamedFileRegressionDataModule as D; "
+        f"dm = D({str(tmp_path / 'data')!r}, 'y', features=['a', 'b', 'c']); s = dm.closed_form_solution(); "
+        "print(json.dumps([dm.mean.tolist(), dm.std.tolist(), dm.summary.train_counts.tolist(), s.data_w.tolist()]))"
+    )
+    env = dict(os.environ, LINREG_CACHE=str(tmp_path / "shared"), WORLD_SIZE="2")
+    ranks = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env | {"RANK": str(r)},
+                              stdout=subprocess.PIPE, text=True) for r in range(2)]  # fmt: skip
+    shared = [json.loads(rank.communicate(timeout=120)[0]) for rank in ranks]
+    alone = module(tmp_path / "data")  # this process: no launcher, every group read here
+    expected = [alone.mean.tolist(), alone.std.tolist(), alone.summary.train_counts.tolist(),
+                alone.closed_form_solution().data_w.tolist()]  # fmt: skip
+    assert shared[0] == shared[1] == expected
+    assert sorted(p.name.split(".", 1)[1] for p in (tmp_path / "shared").glob("*-of-2.json")) == [
+        "0-of-2.json", "1-of-2.json"]  # each wrote its share  # fmt: skip
