@@ -105,7 +105,7 @@ def test_statistics_and_closed_form_from_one_cached_pass_match_numpy(tmp_path, m
     solution = dm.closed_form_solution()
     lstsq = np.linalg.lstsq(np.c_[X, np.ones(len(X))], y, rcond=None)[0]
     np.testing.assert_allclose(np.r_[solution.data_w.numpy(), solution.data_b.numpy()], lstsq, rtol=1e-12)
-    monkeypatch.setattr(linreg.file_summary, "summarize_now", lambda *a: pytest.fail("the cache was not used"))
+    monkeypatch.setattr(linreg.file_summary, "group_pass", lambda *a: pytest.fail("the cache was not used"))
     assert torch.equal(module(tmp_path / "data").closed_form_solution().data_w, solution.data_w)
 
 
