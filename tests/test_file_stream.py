@@ -297,3 +297,27 @@ def test_processes_started_together_share_the_pass_and_merge_it_into_the_same_bi
     assert shared[0] == shared[1] == expected
     assert sorted(p.name.split(".", 1)[1] for p in (tmp_path / "shared").glob("*-of-2.json")) == [
         "0-of-2.json", "1-of-2.json"]  # each wrote its share  # fmt: skip
+
+
+def test_kill_9_mid_epoch_then_resume_from_the_time_based_checkpoint_ends_as_a_straight_run(tmp_path):
+    import signal
+    import time
+
+    import torch
+
+    from tests.test_faults import final, newer_checkpoints, start_and_wait_for_training
+
+    write_parts(tmp_path / "data", sizes=(20000, 20000, 20000), row_group_size=5000)
+    data = ["--data", str(tmp_path / "data"), "--target", "y", "--features", "a", "b", "c", "--streaming"]
+    run_args = [*data, "--max-epochs", "2", "--closed-form", "never"]  # 9600 steps: ~3 s of training here
+    straight = final(train.run([*run_args, "--logdir", str(tmp_path / "straight")]))
+    started = time.time()
+    every = ["--checkpoint-every-seconds", "0.2"]  # a checkpoint well before a fast machine ends the run
+    run = start_and_wait_for_training([*run_args, *every, "--logdir", str(tmp_path / "k")])
+    while run.poll() is None and not newer_checkpoints(tmp_path / "k", started):
+        time.sleep(0.01)
+    run.send_signal(signal.SIGKILL)
+    assert run.wait() == -signal.SIGKILL  # killed mid-run, after a time-based checkpoint inside the epoch
+    checkpoint = max(newer_checkpoints(tmp_path / "k", 0), key=lambda p: p.stat().st_mtime)
+    assert 0 < torch.load(checkpoint, weights_only=True)["global_step"] < 9600
+    assert final(train.run(["--resume", str(checkpoint), "--logdir", str(tmp_path / "k")])) == straight
