@@ -321,3 +321,23 @@ def test_kill_9_mid_epoch_then_resume_from_the_time_based_checkpoint_ends_as_a_s
     checkpoint = max(newer_checkpoints(tmp_path / "k", 0), key=lambda p: p.stat().st_mtime)
     assert 0 < torch.load(checkpoint, weights_only=True)["global_step"] < 9600
     assert final(train.run(["--resume", str(checkpoint), "--logdir", str(tmp_path / "k")])) == straight
+
+
+def test_sigterm_mid_run_saves_and_the_resume_ends_as_a_straight_run(tmp_path):
+    import signal
+    import time
+
+    from tests.test_faults import final, start_and_wait_for_training
+
+    write_parts(tmp_path / "data", sizes=(20000, 20000, 20000), row_group_size=5000)
+    data = ["--data", str(tmp_path / "data"), "--target", "y", "--features", "a", "b", "c", "--streaming"]
+    run_args = [*data, "--max-epochs", "2", "--closed-form", "never"]
+    straight = final(train.run([*run_args, "--logdir", str(tmp_path / "straight")]))
+    run = start_and_wait_for_training([*run_args, "--logdir", str(tmp_path / "t")])
+    time.sleep(0.2)
+    run.send_signal(signal.SIGTERM)
+    run.communicate(timeout=300)
+    assert run.returncode == 128 + signal.SIGTERM
+    summary = json.loads((tmp_path / "t" / "version_0" / "summary.json").read_text())
+    assert summary["status"].startswith("interrupted at step ")
+    assert final(train.run(["--resume", summary["checkpoint"], "--logdir", str(tmp_path / "t")])) == straight
