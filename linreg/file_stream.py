@@ -7,11 +7,12 @@
   rank and in every epoch, never trained on, whatever the order.
 - The order of an epoch (`RowGroupSampler`): the row groups in a pseudorandom order (a keyed Feistel
   permutation, linreg.stream_order), cut into windows of consecutive groups of at least `window_rows`
-  training rows; each window's training rows shuffled together (torch.randperm). Every training row
-  comes once per epoch; a window mixes rows of ~window_rows / group-size groups, from any files, and
-  which groups share a window changes every epoch. The order is a function of the seed and the epoch
-  alone: not of the number of processes, which take their slices of it as from MinibatchSampler.
-- Memory: the row groups of the window in use and of the next, read ahead on a background thread,
+  training rows and MIN_GROUPS groups; each window's training rows shuffled, stratified by lanes (see
+  `RowGroupSampler.window`). Every training row comes once per epoch; a window mixes rows of its groups,
+  from any files, and which groups share a window changes every epoch. The order is a function of the
+  seed, the epoch and the global batch: not of the number of processes, which take their slices of it as
+  from MinibatchSampler, each reading only the groups of its lanes.
+- Memory: the row groups of the windows in use and of the next, read ahead on a background thread,
   standardized into the training dtype. Not the data.
 - Before training, one pass (`linreg.file_summary`): the standardization's statistics and the closed form.
 """
