@@ -50,6 +50,9 @@ class StreamedFileRegressionDataModule(RegressionDataModule):
         if target not in header:
             raise DataError(f"{path}: no target column '{target}' (the columns are: {', '.join(header)})")
         features = list(features) if features else [name for name in header if name != target]
+        if len(set(features)) < len(features):
+            twice = next(name for name in features if features.count(name) > 1)
+            raise DataError(f"--features names '{twice}' twice")
         for name in features:
             if name not in header or name == target:
                 raise DataError(f"{path}: '{name}' cannot be a feature (the columns are: {', '.join(header)})")

@@ -341,3 +341,9 @@ def test_sigterm_mid_run_saves_and_the_resume_ends_as_a_straight_run(tmp_path):
     summary = json.loads((tmp_path / "t" / "version_0" / "summary.json").read_text())
     assert summary["status"].startswith("interrupted at step ")
     assert final(train.run(["--resume", summary["checkpoint"], "--logdir", str(tmp_path / "t")])) == straight
+
+
+def test_a_feature_named_twice_is_one_line(tmp_path, capsys):
+    write_parts(tmp_path / "data")
+    out = in_process(capsys, "--data", str(tmp_path / "data"), "--target", "y", "--features", "a", "a", "--streaming")
+    assert_one_line_error(out, "--features names 'a' twice")
