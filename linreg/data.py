@@ -112,6 +112,13 @@ class RegressionDataModule(L.LightningDataModule):
             len(X), hp.batch_size, shuffle=hp.shuffle, seed=hp.seed, device=X.device, num_replicas=world_size, rank=rank
         )
 
+    def sampler_options(self) -> dict:
+        """What a streamed data's sampler takes from the run, as train_sampler's: shuffling, the seed, the
+        device, this process's rank."""
+        rank, world_size = self.ranks()
+        hp = self.hparams
+        return dict(shuffle=hp.shuffle, seed=hp.seed, device=self.root_device(), num_replicas=world_size, rank=rank)
+
     def train_dataset(self):
         """What the training sampler's index batches index: TensorDataset[indices] is (X[indices], y[indices])."""
         return self.train_set

@@ -18,6 +18,7 @@ Bad input raises `DataError` with one line naming the file, and the line and col
 """
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -36,7 +37,88 @@ def standardize(X: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch
     return (X - mean) / std
 
 
-class FileRegressionDataModule(RegressionDataModule):
+def checked_columns(path, header: list[str], target: str, features: list[str] | None, val_fraction: float) -> list[str]:
+    """The feature columns (default: all but the target), DataError naming what is wrong with the choice."""
+    if target not in header:
+        raise DataError(f"{path}: no target column '{target}' (the columns are: {', '.join(header)})")
+    features = list(features) if features else [name for name in header if name != target]
+    if len(set(features)) < len(features):
+        twice = next(name for name in features if features.count(name) > 1)
+        raise DataError(f"--features names '{twice}' twice")
+    if target in features:
+        raise DataError(f"{path}: '{target}' is the target; it cannot be one of the --features too")
+    if not features:
+        raise DataError(f"{path}: no feature columns besides the target '{target}'")
+    for name in features:
+        if name not in header:
+            raise DataError(f"{path}: no feature column '{name}' (the columns are: {', '.join(header)})")
+    if not 0 <= val_fraction < 1:
+        raise DataError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+    return features
+
+
+def checked_scaling(path, features: list[str], mean, std, center: bool, largest: Callable[[int], float]) -> None:
+    """DataError for a feature that cannot be standardized: its variance overflows (largest(j): its largest
+    |value|, for the line), or it is constant (zero throughout, without centering)."""
+    for j, (name, m, s) in enumerate(zip(features, mean.tolist(), std.tolist(), strict=True)):
+        if not (math.isfinite(m) and math.isfinite(s)):
+            raise DataError(
+                f"{path}: feature '{name}' reaches {largest(j):.3g}, too large to standardize in float64 (its "
+                "variance overflows); rescale the column"
+            )
+        if not s > 0:
+            raise DataError(
+                f"{path}: feature '{name}' is {'constant' if center else 'zero throughout'} in the training split, "
+                "so it cannot be standardized (it would divide by zero); leave it out with --features"
+            )
+
+
+class StandardizedFile:
+    """What a DataModule of a file's standardized features (in memory, or streamed) reports, saves and checks
+    on resume: it has `feature_names`, `mean`, `std`, `fingerprint` and hparams `path` and `target`."""
+
+    def standardization(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mean, self.std
+
+    def to_data_units(self, w: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # y = w·(x - mean)/std + b = (w/std)·x + (b - Σ w·mean/std)
+        w = w.detach().reshape(-1).cpu().double()  # (num_inputs,)
+        b = b.detach().reshape(-1).cpu().double()  # (1,)
+        w_data = w / self.std
+        return w_data, b - (w_data * self.mean).sum()
+
+    def state_dict(self) -> dict:
+        """Saved in every checkpoint: what predict.py needs to standardize new rows the same way."""
+        scaling = {
+            "feature_names": self.feature_names,
+            "target": self.hparams.target,
+            "mean": self.mean,
+            "std": self.std,
+            "fingerprint": self.fingerprint,
+        }
+        return super().state_dict() | scaling
+
+    def check_resume(self, state: dict) -> None:
+        """DataError unless the checkpoint's run (its `state_dict`) predicted the same target from the same
+        features as this one."""
+        if "feature_names" not in state:
+            raise DataError("the checkpoint was not trained on a data file; resume it without --data")
+        saved, given = (state["feature_names"], state["target"]), (self.feature_names, self.hparams.target)
+        if saved != given:
+            raise DataError(
+                f"the checkpoint was trained to predict '{saved[1]}' from {', '.join(saved[0])}; "
+                f"this run asks for '{given[1]}' from {', '.join(given[0])}"
+            )
+        saved = state.get("fingerprint")
+        difference = changed(saved, self.fingerprint) if saved is not None else None
+        if difference is not None:
+            raise DataError(
+                f"{self.hparams.path} is not the file the checkpoint was trained on ({saved['path']}: {difference}); "
+                "resuming would train on other data, in another split: start a new run"
+            )
+
+
+class FileRegressionDataModule(StandardizedFile, RegressionDataModule):
     """y = the `target` column, X = the `features` columns (standardized); see the module docstring."""
 
     def __init__(
@@ -53,22 +135,7 @@ class FileRegressionDataModule(RegressionDataModule):
         center: bool = True,
     ) -> None:
         super().__init__()
-        header = read_header(path)
-        if target not in header:
-            raise DataError(f"{path}: no target column '{target}' (the columns are: {', '.join(header)})")
-        features = list(features) if features else [name for name in header if name != target]
-        if len(set(features)) < len(features):
-            twice = next(name for name in features if features.count(name) > 1)
-            raise DataError(f"--features names '{twice}' twice")
-        if target in features:
-            raise DataError(f"{path}: '{target}' is the target; it cannot be one of the --features too")
-        if not features:
-            raise DataError(f"{path}: no feature columns besides the target '{target}'")
-        for name in features:
-            if name not in header:
-                raise DataError(f"{path}: no feature column '{name}' (the columns are: {', '.join(header)})")
-        if not 0 <= val_fraction < 1:
-            raise DataError(f"--val-fraction must be in [0, 1), got {val_fraction}")
+        features = checked_columns(path, read_header(path), target, features, val_fraction)
         self.save_hyperparameters()
         self.feature_names = features
         self.num_inputs = len(features)
@@ -98,19 +165,7 @@ class FileRegressionDataModule(RegressionDataModule):
             self.mean, self.std = X.mean(0), X.std(0)
         else:  # a model without a bias: scaled, not centered (centering would move an intercept into the model)
             self.mean, self.std = torch.zeros(X.shape[1], dtype=X.dtype), X.square().mean(0).sqrt()
-        for name, mean, std in zip(features, self.mean.tolist(), self.std.tolist(), strict=True):
-            if not (math.isfinite(mean) and math.isfinite(std)):
-                biggest = float(X[:, features.index(name)].abs().max())
-                raise DataError(
-                    f"{path}: feature '{name}' reaches {biggest:.3g}, too large to standardize in float64 (its "
-                    "variance overflows); rescale the column"
-                )
-            if not std > 0:
-                raise DataError(
-                    f"{path}: feature '{name}' is {'constant' if center else 'zero throughout'} in the training split, "
-                    "so it cannot be "
-                    "standardized (it would divide by zero); leave it out with --features"
-                )
+        checked_scaling(path, features, self.mean, self.std, center, lambda j: float(X[:, j].abs().max()))
 
     def largest_label(self) -> float:
         """The largest |y| trained on."""
@@ -132,46 +187,6 @@ class FileRegressionDataModule(RegressionDataModule):
         the user's numbers, not on their float32 rounding nor their standardization's (views, no copy)."""
         train = self.table[: self.num_train]  # (num_train, num_inputs + 1), float64
         return train[:, :-1], train[:, -1:]
-
-    def standardization(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.mean, self.std
-
-    def to_data_units(self, w: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # y = w·(x - mean)/std + b = (w/std)·x + (b - Σ w·mean/std)
-        w = w.detach().reshape(-1).cpu().double()  # (num_inputs,)
-        b = b.detach().reshape(-1).cpu().double()  # (1,)
-        w_data = w / self.std
-        return w_data, b - (w_data * self.mean).sum()
-
-    def state_dict(self) -> dict:
-        """Saved in every checkpoint: what predict.py needs to standardize new rows the same way."""
-        scaling = {
-            "feature_names": self.feature_names,
-            "target": self.hparams.target,
-            "mean": self.mean,
-            "std": self.std,
-            "fingerprint": self.fingerprint,
-        }
-        return super().state_dict() | scaling
-
-    def check_resume(self, state: dict) -> None:
-        """DataError unless the checkpoint's run (its `state_dict`) predicted the same target from the same
-        features as this one."""
-        if "feature_names" not in state:
-            raise DataError("the checkpoint was not trained on a CSV file; resume it without --data")
-        saved, given = (state["feature_names"], state["target"]), (self.feature_names, self.hparams.target)
-        if saved != given:
-            raise DataError(
-                f"the checkpoint was trained to predict '{saved[1]}' from {', '.join(saved[0])}; "
-                f"this run asks for '{given[1]}' from {', '.join(given[0])}"
-            )
-        saved = state.get("fingerprint")
-        difference = changed(saved, self.fingerprint) if saved is not None else None
-        if difference is not None:
-            raise DataError(
-                f"{self.hparams.path} is not the file the checkpoint was trained on ({saved['path']}: {difference}); "
-                "resuming would train on other data, in another split: start a new run"
-            )
 
     def load_state_dict(self, state: dict) -> None:
         """Resuming: train on the data exactly as the checkpoint's run did, standardized with its statistics.

@@ -53,11 +53,14 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LINREG_CACHE", Path.home() / ".cache" / "linreg"))
 
 
-def summarize(parts: ParquetParts, columns: list[str], key: int, threshold: int, center: bool = True) -> Summary:
-    """The pass, or its cached result (columns: the features, then the target)."""
+def summarize(
+    parts: ParquetParts, columns: list[str], key: int, threshold: int, center: bool = True, now: dict | None = None
+) -> Summary:
+    """The pass, or its cached result (columns: the features, then the target; now: the parts' fingerprint,
+    if the caller has it)."""
     identity = json.dumps([VERSION, os.path.abspath(parts.source), columns, key, threshold, center])
     path = cache_dir() / f"summary-{hashlib.sha256(identity.encode()).hexdigest()[:24]}.json"
-    now = parts.fingerprint()
+    now = parts.fingerprint() if now is None else now
     if path.exists():
         try:
             cached = json.loads(path.read_text())

@@ -140,17 +140,9 @@ class StreamingRegressionDataModule(SyntheticRegressionDataModule):
         self.val_stream = SyntheticStream((base - 1) & MASK32, -1, self.true_w, hp.true_b, hp.noise, device, dtype)
 
     def train_sampler(self) -> StreamingSampler:
-        rank, world_size = self.ranks()
         hp = self.hparams
         return StreamingSampler(
-            hp.num_examples,
-            hp.batch_size,
-            shuffle=hp.shuffle,
-            seed=hp.seed,
-            device=self.root_device(),
-            num_replicas=world_size,
-            rank=rank,
-            prefetch=self.train_stream.prefetch,
+            hp.num_examples, hp.batch_size, **self.sampler_options(), prefetch=self.train_stream.prefetch
         )
 
     def train_dataset(self) -> SyntheticStream:
