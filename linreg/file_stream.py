@@ -34,6 +34,13 @@ MIN_GROUPS = 4  # row groups a window holds at least: ranks share at most one gr
 LANES = 8  # runs of a global batch's slots, each fed from its own part of the window (RowGroupSampler.window)
 
 
+def split_rows(group, key: int, threshold: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A row group's (training rows, held-out rows), as global row numbers: (m,), (rows - m,) int64."""
+    rows = torch.arange(group.start, group.start + group.rows)
+    held = held_out(rows, key, threshold)
+    return rows[~held], rows[held]
+
+
 def held_out(rows: torch.Tensor, key: int, threshold: int) -> torch.Tensor:
     """Whether each global row (int64) is held out: a 32-bit hash of (row, key) below `threshold`."""
     if threshold == 0:
@@ -129,9 +136,7 @@ class HeldOutRows(Dataset):
         last = int(torch.searchsorted(self.ends, max(positions.stop - 1, positions.start), right=True))
         rows = []
         for g in range(first, min(last + 1, len(self.ends))):
-            group = self.stream.parts.groups[g]
-            candidates = torch.arange(group.start, group.start + group.rows)
-            rows.append(candidates[held_out(candidates, self.key, self.threshold)])
+            rows.append(split_rows(self.stream.parts.groups[g], self.key, self.threshold)[1])
         rows = torch.cat(rows) if rows else torch.empty(0, dtype=torch.int64)
         before = int(self.ends[first - 1]) if first > 0 else 0
         return self.stream[rows[positions.start - before : positions.stop - before]]
@@ -195,12 +200,7 @@ class RowGroupSampler(MinibatchSampler):
         """Window w's training rows (global numbers), in the epoch's order: (rows,) int64. Lane ℓ's positions
         take the window's ℓ-th run of rows (its groups in order), shuffled: a rank whose slots lie in a few
         lanes reads only those runs' groups, whatever the number of ranks (the lanes are the global batch's)."""
-        parts = []
-        for g in groups:
-            group = self.parts.groups[g]
-            candidates = torch.arange(group.start, group.start + group.rows)
-            parts.append(candidates[~held_out(candidates, self.key, self.threshold)])
-        rows = torch.cat(parts)
+        rows = torch.cat([split_rows(self.parts.groups[g], self.key, self.threshold)[0] for g in groups])
         if not self.shuffle:
             return rows
         lanes = self.lanes(start, len(rows))

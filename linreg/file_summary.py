@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from linreg.exact_gram import ExactGram
-from linreg.file_stream import held_out
+from linreg.file_stream import split_rows
 from linreg.fingerprint import changed
 from linreg.parquet_parts import ParquetParts
 
@@ -116,7 +116,7 @@ def group_pass(parts, columns, key, threshold, center, groups) -> tuple[dict, Ex
     for g in groups:
         group = parts.groups[g]
         table = parts.read_group(g, columns)  # (rows, d + 1)
-        rows = table[~held_out(torch.arange(group.start, group.start + group.rows), key, threshold)]
+        rows = table[split_rows(group, key, threshold)[0] - group.start]  # the training rows
         mean = rows[:, :d].mean(0) if len(rows) else torch.zeros(d, dtype=torch.float64)
         deviations = (rows[:, :d] - mean).square().sum(0)
         statistics[g] = (len(rows), group.rows - len(rows), mean.tolist(), deviations.tolist())
