@@ -106,15 +106,20 @@ class ParquetParts:
             self.files[part] = pq.ParquetFile(self.paths[part], pre_buffer=False)
         return self.files[part]
 
-    def read_group(self, g: int, columns: list[str], dtype=torch.float64, center=None, scale=None) -> torch.Tensor:
+    def read_group(
+        self, g: int, columns: list[str], dtype=torch.float64, center=None, scale=None, table=None
+    ) -> torch.Tensor:
         """Row group g's columns, (rows, len(columns)) in dtype; DataError naming part, row and column. With
         center and scale ((len(columns),) each), (column - center) / scale, computed in float64 a column at
-        a time, so that no float64 copy of the whole group is made besides the result."""
+        a time, so that no float64 copy of the whole group is made besides the result. `table`: the group
+        as pyarrow already read it, if the caller has it."""
         import pyarrow.compute as pc
 
         group = self.groups[g]
         path = self.paths[group.part]
-        table = self.parquet(group.part).read_row_group(group.index, columns=columns)
+        if table is None:
+            table = self.parquet(group.part).read_row_group(group.index, columns=columns)
+        table = table.select(columns)
         X = torch.empty(len(columns), group.rows, dtype=dtype)  # (columns, rows): a column is contiguous
         work = np.empty(group.rows) if center is not None else None  # one float64 buffer for every column
         for i, name in enumerate(columns):

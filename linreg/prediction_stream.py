@@ -22,32 +22,35 @@ from linreg.prediction import model_and_features, predictor
 
 
 class RowGroups(IterableDataset):
-    """(X (rows, d) standardized in the model's dtype, group number) for each row group, in row order."""
+    """(X (rows, d) standardized in the model's dtype, group number) for each row group, in row order. Each
+    group is read once, every column: `tables` keeps it as read until the writer takes it."""
 
     def __init__(self, parts: ParquetParts, features: list[str], scaling: dict | None, dtype: torch.dtype) -> None:
         self.parts, self.features, self.dtype = parts, features, dtype
         self.center = None if scaling is None else scaling["mean"].double()
         self.scale = None if scaling is None else scaling["std"].double()
+        self.tables: dict[int, object] = {}  # group -> its pyarrow table, until written
 
     def __iter__(self):
-        for g in range(len(self.parts.groups)):
-            yield self.parts.read_group(g, self.features, self.dtype, self.center, self.scale), torch.tensor(g)
+        for g, group in enumerate(self.parts.groups):
+            self.tables[g] = self.parts.parquet(group.part).read_row_group(group.index)  # every column, as read
+            X = self.parts.read_group(g, self.features, self.dtype, self.center, self.scale, self.tables[g])
+            yield X, torch.tensor(g)
 
 
 class RowsWithPredictions(BasePredictionWriter):
     """Each group's rows as read, plus `prediction`, appended to the output as soon as they are predicted."""
 
-    def __init__(self, parts: ParquetParts, sink, parquet: bool) -> None:
+    def __init__(self, groups: RowGroups, sink, parquet: bool) -> None:
         super().__init__(write_interval="batch")
-        self.parts, self.sink, self.parquet, self.writer = parts, sink, parquet, None
+        self.groups, self.sink, self.parquet, self.writer = groups, sink, parquet, None
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
         import pyarrow as pa
         from pyarrow import csv as pacsv
         from pyarrow import parquet as pq
 
-        group = self.parts.groups[int(batch[1])]
-        table = self.parts.parquet(group.part).read_row_group(group.index)  # every column, as read
+        table = self.groups.tables.pop(int(batch[1]))  # every column, as read
         table = table.append_column("prediction", pa.array(prediction.reshape(-1).cpu().numpy()))
         if self.writer is None:
             self.writer = (pq.ParquetWriter if self.parquet else pacsv.CSVWriter)(self.sink, table.schema)
@@ -66,20 +69,21 @@ def predict_to_file(checkpoint_path: str, checkpoint: dict, data: str, output: s
         from linreg.errors import DataError
 
         raise DataError(f"{data}: no column '{missing[0]}' (the columns are: {', '.join(parts.names)})")
-    loader = DataLoader(RowGroups(parts, features, scaling, model.dtype), batch_size=None)
+    groups = RowGroups(parts, features, scaling, model.dtype)
     if output is None:
-        return write(parts, loader, model, accelerator, sys.stdout.buffer, parquet=False)
+        return write(groups, model, accelerator, sys.stdout.buffer, parquet=False)
     partial = Path(output).with_name(f".{Path(output).name}.{os.getpid()}.partial")
     try:
         with partial.open("xb") as sink:
-            write(parts, loader, model, accelerator, sink, parquet=str(output).endswith(".parquet"))
+            write(groups, model, accelerator, sink, parquet=str(output).endswith(".parquet"))
         os.link(partial, output)  # fails rather than overwrite a file made meanwhile
     finally:
         partial.unlink(missing_ok=True)
 
 
-def write(parts: ParquetParts, loader: DataLoader, model, accelerator: str, sink, parquet: bool) -> None:
-    writer = RowsWithPredictions(parts, sink, parquet)
+def write(groups: RowGroups, model, accelerator: str, sink, parquet: bool) -> None:
+    writer = RowsWithPredictions(groups, sink, parquet)
+    loader = DataLoader(groups, batch_size=None)
     try:
         predictor(accelerator, model.dtype, [writer]).predict(model, loader, return_predictions=False)
     finally:
