@@ -217,12 +217,15 @@ def to_tensor(read: Callable, columns: list[str]) -> torch.Tensor:
     return X.T
 
 
-def release_freed_memory() -> None:
-    """Hand memory freed by Arrow back to the operating system now (glibc's malloc_trim): without it the
-    allocator keeps the dropped columns for reuse, and they count in the process's memory as if still used.
-    Elsewhere than glibc, nothing."""
+def release_freed_memory(arrow: bool = True) -> None:
+    """Hand memory freed by Arrow and numpy back to the operating system now (glibc's malloc_trim, and
+    Arrow's own pool): without it the allocators keep the dropped columns for reuse, and they count in the
+    process's memory as if still used. Elsewhere than glibc, Arrow's pool only. arrow=False: glibc's only
+    (Arrow's next read then reuses what its pool kept, rather than asking the system again)."""
     with suppress(OSError, AttributeError):
         ctypes.CDLL(None).malloc_trim(0)
+    if arrow and "pyarrow" in sys.modules:  # Arrow's own allocator (mimalloc or jemalloc) keeps freed memory too
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
 
 
 def write_with_column(path: str | Path, name: str, values: torch.Tensor, output: str | Path | None) -> None:

@@ -12,19 +12,16 @@
   from any files, and which groups share a window changes every epoch. The order is a function of the
   seed, the epoch and the global batch: not of the number of processes, which take their slices of it as
   from MinibatchSampler, each reading only the groups of its lanes.
-- Memory: the row groups of the windows in use and of the next, read ahead on a background thread,
-  standardized into the training dtype. Not the data.
+- Memory: the row groups of two windows, the one in use and the next, read ahead on a background thread
+  and standardized into the training dtype (linreg.row_group_pool). Not the data.
 - Before training, one pass (`linreg.file_summary`): the standardization's statistics and the closed form.
 """
 
-import math
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
 from torch.utils.data import Dataset
 
-from linreg.data_files import release_freed_memory
 from linreg.parquet_parts import ParquetParts
 from linreg.sampler import MinibatchSampler, derive_seed
 from linreg.stream_order import MASK32, feistel, mix32
@@ -51,83 +48,10 @@ def held_out(rows: torch.Tensor, key: int, threshold: int) -> torch.Tensor:
     return mix32((rows & MASK32) ^ high) < threshold
 
 
-class RowGroupStream(Dataset):
-    """The rows of the parts by global row number, `dataset[rows]` → (X (n, d), y (n, 1)), standardized.
-
-    Row groups live in a pool of `capacity` slots of the largest group's rows on the device, the oldest
-    making room for the next; a background thread reads them into their slots (`prefetch`), and a group
-    not read ahead is read when asked for. A batch is one gather from the pool.
-    """
-
-    def __init__(self, parts: ParquetParts, columns: list[str], mean, std, device, dtype, capacity: int = 4) -> None:
-        self.parts, self.columns, self.device, self.dtype = parts, columns, torch.device(device), dtype
-        self.center = torch.cat([mean.double(), torch.zeros(1, dtype=torch.float64)])  # the target: unchanged
-        self.scale = torch.cat([std.double(), torch.ones(1, dtype=torch.float64)])
-        self.capacity, self.width = capacity, max(g.rows for g in parts.groups)  # slots, and rows per slot
-        self.pool: torch.Tensor | None = None  # (capacity · width, d + 1): [X, y] of the groups in it
-        self.slots: dict[int, int] = {}  # group -> its slot, oldest first
-        self.making: dict[int, Future] = {}  # slot -> the reading of its group, until waited for
-        self.offsets = torch.full((len(parts.groups),), -1, dtype=torch.int64)  # group -> first pool row; -1: none
-        self.executor: ThreadPoolExecutor | None = None  # started on first use: after any fork
-
-    def read(self, g: int, slot: int) -> None:
-        """Group g into its slot: the features standardized as the in-memory path makes them, y as it is."""
-        table = self.parts.read_group(g, self.columns, self.dtype, self.center, self.scale)  # (rows, d + 1)
-        self.pool[slot * self.width : slot * self.width + len(table)] = table.to(self.device)
-        release_freed_memory()  # Arrow's buffers, else kept by the allocator: memory would grow with the data
-
-    def prefetch(self, groups: list[int]) -> None:
-        """Have these groups read on the background thread, in order, unless they are in the pool; the
-        pool grows to hold them all (they are those in use and those read ahead)."""
-        self.capacity = max(self.capacity, len(groups))
-        if self.pool is None or len(self.pool) != self.capacity * self.width:
-            self.allocate()
-        for g in groups:
-            if g in self.slots:
-                self.slots[g] = self.slots.pop(g)  # the newest now
-                continue
-            if len(self.slots) < self.capacity:
-                slot = len(self.slots)
-            else:  # the oldest group's slot, once its reading is done
-                oldest = next(iter(self.slots))
-                slot = self.slots.pop(oldest)
-                self.offsets[oldest] = -1
-                if slot in self.making:
-                    self.making.pop(slot).result()
-            self.slots[g], self.offsets[g] = slot, slot * self.width
-            self.making[slot] = self.executor.submit(self.read, g, slot)
-
-    def allocate(self) -> None:
-        """The pool, with `capacity` slots: the groups already in it keep their slots."""
-        for future in self.making.values():
-            future.result()
-        self.making = {}
-        with torch.inference_mode(False):  # a normal tensor, also when first used by an evaluation
-            pool = torch.empty(self.capacity * self.width, len(self.columns), dtype=self.dtype, device=self.device)
-        if self.pool is not None:
-            pool[: len(self.pool)] = self.pool
-        self.pool = pool
-        if self.executor is None:
-            self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="linreg-parquet")
-
-    def __getitem__(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = rows.cpu()
-        groups = torch.searchsorted(self.parts.starts, rows, right=True) - 1  # (n,)
-        offsets = self.offsets.index_select(0, groups)
-        if bool((offsets < 0).any()):  # not all read ahead (a resumed epoch, the held-out rows): read now
-            self.prefetch(groups.unique().tolist())
-            offsets = self.offsets.index_select(0, groups)
-        for slot in (offsets // self.width).unique().tolist():
-            if slot in self.making:  # read on the background thread: wait until it is
-                self.making.pop(slot).result()
-        table = self.pool.index_select(0, (offsets + rows - self.parts.starts.index_select(0, groups)).to(self.device))
-        return table[:, :-1], table[:, -1:]
-
-
 class HeldOutRows(Dataset):
     """The held-out rows in global order, by position: `dataset[slice]` (for in_order's evaluation)."""
 
-    def __init__(self, stream: RowGroupStream, key: int, threshold: int, counts: torch.Tensor) -> None:
+    def __init__(self, stream: Dataset, key: int, threshold: int, counts: torch.Tensor) -> None:  # a RowGroupStream
         self.stream, self.key, self.threshold = stream, key, threshold
         self.ends = counts.cumsum(0)  # (groups,): held-out rows up to the end of each group
 
@@ -144,7 +68,9 @@ class HeldOutRows(Dataset):
 
 class RowGroupSampler(MinibatchSampler):
     """MinibatchSampler over the training rows of the parts, in windows of row groups (module docstring).
-    It yields global row numbers; `prefetch(groups)` is told each window's groups one window ahead."""
+    It yields global row numbers, and tells `prefetch(groups, now)` the groups this rank reads from the
+    window of its next minibatch and from the window after it: at the epoch's start (now), and as its
+    minibatches reach each window (once the ones drawn so far are gathered: RowGroupStream)."""
 
     def __init__(
         self,
@@ -204,12 +130,15 @@ class RowGroupSampler(MinibatchSampler):
         if not self.shuffle:
             return rows
         lanes = self.lanes(start, len(rows))
-        order, begin = torch.empty_like(rows), 0
+        runs, begin = [], 0  # lane by lane, its run of rows shuffled
         for lane, count in enumerate(torch.bincount(lanes, minlength=LANES).tolist()):
             seed = derive_seed(derive_seed(key, -1 - w), lane)  # negative keys: apart from the Feistel round keys
-            run = rows[begin : begin + count]
-            order[lanes == lane] = run[torch.randperm(count, generator=torch.Generator().manual_seed(seed))]
+            runs.append(
+                rows[begin : begin + count][torch.randperm(count, generator=torch.Generator().manual_seed(seed))]
+            )
             begin += count
+        order = torch.empty_like(rows)
+        order[torch.argsort(lanes, stable=True)] = torch.cat(runs)  # lane ℓ's positions, in order, take its run
         return order
 
     def batches(self, first: int) -> Iterator[torch.Tensor]:
@@ -218,27 +147,31 @@ class RowGroupSampler(MinibatchSampler):
         sizes = torch.tensor([int(self.counts[ws].sum()) for ws in windows], dtype=torch.int64)
         ends = sizes.cumsum(0)  # (windows,): positions up to the end of each window
         made: dict[int, torch.Tensor] = {}
+        starts = [0, *ends.tolist()]  # window w holds the epoch's positions [starts[w], starts[w + 1])
+
+        def ahead(step: int) -> tuple[int, list[int]]:  # the window of this rank's step, and the groups to hold
+            w = int(torch.searchsorted(ends, self.bounds(step)[0], right=True)) if step < len(self) else len(windows)
+            return w, [g for v in (w, w + 1) if v < len(windows) for g in self.needed(windows[v], starts[v])]
+
+        asked, groups = ahead(first)
+        if self.prefetch is not None:
+            self.prefetch(groups, now=True)
         for step in range(first, len(self)):
             lo, hi = self.bounds(step)
             parts = []
             if hi > lo:
                 for w in range(int(torch.searchsorted(ends, lo, right=True)), len(windows)):
-                    start = int(ends[w - 1]) if w > 0 else 0
-                    if start >= hi:
+                    if starts[w] >= hi:
                         break
                     if w not in made:
-                        if self.prefetch is not None:  # the groups this rank reads: the windows in use, the next
-                            use = [(v, int(ends[v - 1]) if v > 0 else 0) for v in (w - 1, w, w + 1) if v >= 0]
-                            self.prefetch([g for v, at in use if v < len(windows) for g in self.needed(windows[v], at)])
-                        made[w] = self.window(key, w, windows[w], start)
+                        made[w] = self.window(key, w, windows[w], starts[w])
                         for old in [old for old in made if old < w]:
                             del made[old]
-                    parts.append(made[w][max(lo, start) - start : min(hi, int(ends[w])) - start])
+                    parts.append(made[w][max(lo, starts[w]) - starts[w] : min(hi, starts[w + 1]) - starts[w]])
+            if (
+                self.prefetch is not None
+                and int(torch.searchsorted(ends, self.bounds(step + 1)[0], right=True)) > asked
+            ):
+                asked, groups = ahead(step + 1)  # the next minibatch reaches a new window: it, and the one after
+                self.prefetch(groups, now=False)
             yield torch.cat(parts) if parts else torch.empty(0, dtype=torch.int64)
-
-
-def stream_capacity(parts: ParquetParts, window_rows: int) -> int:
-    """Row groups the pool keeps: three windows' worth, from the smallest groups' size. A read of K
-    minibatches may span two windows, and the next is read ahead when a minibatch first reaches it."""
-    smallest = min(g.rows for g in parts.groups)
-    return 3 * max(MIN_GROUPS, math.ceil(window_rows / smallest) + 1)

@@ -27,6 +27,17 @@ def parquet_schema(path: str | Path):
         raise DataError(f"{path}: not a readable Parquet file ({str(e).strip().splitlines()[0]})") from None
 
 
+def parquet_metadata(path: str | Path):
+    """A Parquet file's footer (pq.FileMetaData): its schema, row groups and their statistics."""
+    import pyarrow as pa
+    from pyarrow import parquet as pq
+
+    try:
+        return pq.read_metadata(path)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(f"{path}: not a readable Parquet file ({str(e).strip().splitlines()[0]})") from None
+
+
 def read_parquet(path: str | Path, columns: list[str]) -> torch.Tensor:
     """The columns of a Parquet file, one at a time (the format stores them apart): at any moment the result
     and one column in memory, not the whole table besides the result."""

@@ -15,6 +15,7 @@ import glob
 import hashlib
 import os
 import warnings
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +24,10 @@ import torch
 
 from linreg.errors import DataError
 from linreg.fingerprint import fingerprint
-from linreg.parquet_files import as_float64, parquet_schema
+from linreg.parquet_files import as_float64, parquet_metadata
 
 GLOB_CHARACTERS = set("*?[")
+COLUMN_BYTES = 1 << 22  # float64 bytes of the columns read and standardized together: 8 at 65,536 rows
 
 
 def is_parts(path: str | Path) -> bool:
@@ -61,14 +63,12 @@ class ParquetParts:
         self.paths, self.names, self.groups, self.source = paths, names, groups, source
         self.num_rows = groups[-1].start + groups[-1].rows if groups else 0
         self.starts = torch.tensor([g.start for g in groups], dtype=torch.int64)  # (num_groups,)
-        self.files: dict[int, object] = {}  # part -> its open pq.ParquetFile
+        self.metadata: list = []  # each part's pq.FileMetaData, read once by `open`
 
     @classmethod
     def open(cls, path: str | Path) -> "ParquetParts":
-        from pyarrow import parquet as pq
-
         paths = part_files(path) if is_parts(path) else [Path(path)]
-        schema, groups, kept = None, [], []
+        schema, groups, kept, metadatas = None, [], [], []
         for p in paths:
             with open(p, "rb") as f:
                 magic = f.read(4)
@@ -79,12 +79,12 @@ class ParquetParts:
                     else "streaming reads Parquet"
                 )
                 raise DataError(f"{p}: not a Parquet file; {kind}")
-            this = parquet_schema(p)
+            metadata = parquet_metadata(p)  # the footer: read once, here
+            this = metadata.schema.to_arrow_schema()
             if schema is None:
                 schema, first = this, p
             elif not this.equals(schema):
                 raise DataError(f"{p}: its columns differ from {first}'s ({describe(this)} against {describe(schema)})")
-            metadata = pq.ParquetFile(p).metadata
             if metadata.num_rows == 0:
                 warnings.warn(f"{p}: an empty part (no rows); skipped", stacklevel=2)
                 continue
@@ -95,56 +95,86 @@ class ParquetParts:
                     groups.append(Group(len(kept), i, start, rows))
                     start += rows
             kept.append(p)
+            metadatas.append(metadata)
         if not groups:
             raise DataError(f"{path}: the columns are there but no rows of data")
-        return cls(kept, list(schema.names), groups, str(path))
+        parts = cls(kept, list(schema.names), groups, str(path))
+        parts.metadata = metadatas
+        return parts
 
-    def parquet(self, part: int):
+    def read_table(self, g: int, columns: list[str] | None = None):
+        """Row group g as pyarrow reads it (every column, or `columns`): `with self.mapped(g) as read:
+        read(columns)` for several reads of one group."""
+        with self.mapped(g) as read:
+            return read(columns)
+
+    @contextmanager
+    def mapped(self, g: int):
+        """A function reading columns of row group g, its part memory-mapped meanwhile: mapped, Arrow decodes
+        the pages where they lie rather than copying them in first (~1.5 × the throughput of a buffered
+        read), and unmapped after, so that the process keeps no pages of the files. The footer is the one
+        `open` read."""
+        import pyarrow as pa
         from pyarrow import parquet as pq
 
-        if part not in self.files:  # without pre-buffering, which keeps each open file's last ranges read
-            self.files[part] = pq.ParquetFile(self.paths[part], pre_buffer=False)
-        return self.files[part]
+        group = self.groups[g]
+        with pa.memory_map(str(self.paths[group.part])) as source:
+            parquet = pq.ParquetFile(source, metadata=self.metadata[group.part])
+            yield lambda columns=None: parquet.read_row_group(group.index, columns=columns)
 
     def read_group(
-        self, g: int, columns: list[str], dtype=torch.float64, center=None, scale=None, table=None
+        self, g: int, columns: list[str], dtype=torch.float64, center=None, scale=None, table=None, out=None
     ) -> torch.Tensor:
-        """Row group g's columns, (rows, len(columns)) in dtype; DataError naming part, row and column. With
-        center and scale ((len(columns),) each), (column - center) / scale, computed in float64 a column at
-        a time, so that no float64 copy of the whole group is made besides the result. `table`: the group
-        as pyarrow already read it, if the caller has it."""
+        """Row group g's columns, (rows, len(columns)) in dtype (float32 or float64); DataError naming part, row
+        and column. With center and scale ((len(columns),) each), (column - center) / scale, computed in
+        float64 and rounded once into dtype, as the in-memory path's (X - mean) / std. `table`: the group as
+        pyarrow already read it, if the caller has it. `out`: a (rows, len(columns)) numpy array of dtype to
+        write into (a slot of a stream's pool); else a new one, stored column by column.
+
+        The columns go a few at a time (COLUMN_BYTES of float64 each), each block in a handful of numpy
+        calls: little memory besides the result, and few hand-overs of the GIL between the thread that reads
+        and the one that trains. numpy does the arithmetic, not torch: streams read on a background thread,
+        where a torch CPU op would start a second OpenMP team that slows every parallel op of the training
+        thread several times over (docs/performance.md)."""
+        group = self.groups[g]
+        if out is None:
+            out = np.empty((len(columns), group.rows), dtype=torch.empty(0, dtype=dtype).numpy().dtype).T
+        step = max(1, COLUMN_BYTES // (8 * group.rows))
+        with nullcontext(table.select) if table is not None else self.mapped(g) as read:
+            for j in range(0, len(columns), step):
+                self.standardize_into(group, read(columns[j : j + step]), out[:, j : j + step], center, scale, j)
+        return torch.from_numpy(out)
+
+    def standardize_into(self, group: Group, table, out, center, scale, first: int) -> None:
+        """The columns of `table` into out (rows, columns): checked, standardized with center and scale from
+        their index `first` on."""
         import pyarrow.compute as pc
 
-        group = self.groups[g]
         path = self.paths[group.part]
-        if table is None:
-            table = self.parquet(group.part).read_row_group(group.index, columns=columns)
-        table = table.select(columns)
-        X = torch.empty(len(columns), group.rows, dtype=dtype)  # (columns, rows): a column is contiguous
-        work = np.empty(group.rows) if center is not None else None  # one float64 buffer for every column
-        for i, name in enumerate(columns):
-            column = table.column(i)
-            if column.null_count:
-                row = self.row_in_part(group, pc.index(pc.is_null(column), True).as_py())
+        for i, name in enumerate(table.column_names):
+            if table.column(i).null_count:
+                row = self.row_in_part(group, pc.index(pc.is_null(table.column(i)), True).as_py())
                 missing = "a missing value (null); every cell needs a number"
                 raise DataError(f"{path}, row {row}, column '{name}': {missing}")
-            values = as_float64(path, name, column)  # (rows,) float64 numpy, read-only (Arrow's)
-            # a NaN or infinity makes the sum one; so may finite values, rarely (an overflow): then look closer
-            if not np.isfinite(values.sum()) and not np.isfinite(values).all():
-                row = int(np.flatnonzero(~np.isfinite(values))[0])
-                where = f"{path}, row {self.row_in_part(group, row)}, column '{name}'"
-                raise DataError(f"{where}: {values[row]} is not a finite number")
-            out = X[i].numpy()
-            if center is None or (center[i] == 0 and scale[i] == 1):
-                np.copyto(out, values, casting="unsafe")
-            else:  # in float64, rounded once into dtype, as the in-memory path's (X - mean) / std
-                np.divide(np.subtract(values, float(center[i]), out=work), float(scale[i]), out=work)
-                X[i].copy_(torch.from_numpy(work))  # torch's cast is faster than numpy's into `out`
-        return X.T
+        # (columns, rows) float64, in a handful of numpy calls whatever the columns: each call hands the GIL
+        # to the training thread and back, and each time back may wait for it (docs/performance.md)
+        values = np.stack([as_float64(path, name, table.column(i)) for i, name in enumerate(table.column_names)])
+        if center is not None:  # a column with center 0 and scale 1 stays as it is
+            values -= center[first : first + len(values)].numpy()[:, None]
+            values /= scale[first : first + len(values)].numpy()[:, None]
+        # a NaN or infinity in a cell makes the sum one; so may an overflow, rarely: then look closer
+        if not np.isfinite(values.sum()):
+            for i, name in enumerate(table.column_names):
+                if not np.isfinite(values[i]).all():
+                    row = int(np.flatnonzero(~np.isfinite(values[i]))[0])
+                    cell = as_float64(path, name, table.column(i))[row]
+                    where = f"{path}, row {self.row_in_part(group, row)}, column '{name}'"
+                    raise DataError(f"{where}: {cell} is not a finite number")
+        np.copyto(out, values.T, casting="unsafe")  # rounded once into out's dtype
 
     def row_in_part(self, group: Group, row: int) -> int:
         """A row's number in its part file, from 1."""
-        metadata = self.parquet(group.part).metadata
+        metadata = self.metadata[group.part]
         return sum(metadata.row_group(i).num_rows for i in range(group.index)) + row + 1
 
     def column_range(self, name: str) -> tuple[float, float] | None:
@@ -152,7 +182,7 @@ class ParquetParts:
         low, high = float("inf"), float("-inf")
         column = self.names.index(name)
         for group in self.groups:
-            statistics = self.parquet(group.part).metadata.row_group(group.index).column(column).statistics
+            statistics = self.metadata[group.part].row_group(group.index).column(column).statistics
             if statistics is None or not statistics.has_min_max:
                 return None
             low, high = min(low, float(statistics.min)), max(high, float(statistics.max))
@@ -160,7 +190,7 @@ class ParquetParts:
 
     def fingerprint(self) -> dict:
         """One fingerprint for all the parts (linreg.fingerprint's keys): any part changed changes it."""
-        each = [fingerprint(p, rows=self.parquet(i).metadata.num_rows) for i, p in enumerate(self.paths)]
+        each = [fingerprint(p, rows=self.metadata[i].num_rows) for i, p in enumerate(self.paths)]
         digest = hashlib.sha256("".join(f"{f['path']}:{f['ends']}" for f in each).encode())
         return {
             "path": os.path.abspath(self.source),

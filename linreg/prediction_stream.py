@@ -32,8 +32,8 @@ class RowGroups(IterableDataset):
         self.tables: dict[int, object] = {}  # group -> its pyarrow table, until written
 
     def __iter__(self):
-        for g, group in enumerate(self.parts.groups):
-            self.tables[g] = self.parts.parquet(group.part).read_row_group(group.index)  # every column, as read
+        for g in range(len(self.parts.groups)):
+            self.tables[g] = self.parts.read_table(g)  # every column, as read
             X = self.parts.read_group(g, self.features, self.dtype, self.center, self.scale, self.tables[g])
             yield X, torch.tensor(g)
 

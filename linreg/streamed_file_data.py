@@ -16,9 +16,10 @@ from linreg.data import RegressionDataModule
 from linreg.data_files import data_fingerprint
 from linreg.errors import DataError
 from linreg.file_data import StandardizedFile, checked_columns, checked_scaling
-from linreg.file_stream import WINDOW_ROWS, HeldOutRows, RowGroupSampler, RowGroupStream, stream_capacity
+from linreg.file_stream import WINDOW_ROWS, HeldOutRows, RowGroupSampler
 from linreg.file_summary import summarize
 from linreg.parquet_parts import ParquetParts
+from linreg.row_group_pool import RowGroupStream, stream_capacity
 from linreg.sampler import derive_seed
 
 SPLIT_STREAM = -3  # the held-out rows' hash key: the seed's stream, as linreg.file_data's split

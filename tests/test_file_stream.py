@@ -2,15 +2,19 @@
 an order that does not depend on the number of processes; held-out rows never trained on; the statistics
 and the closed form from one cached pass, against numpy over the same rows."""
 
+import itertools
 import json
 import os
+import threading
 
 import numpy as np
 import pytest
 import torch
 
 import linreg.file_summary
-from linreg.file_stream import RowGroupSampler, RowGroupStream, held_out, stream_capacity
+from linreg.file_stream import RowGroupSampler, held_out
+from linreg.row_group_pool import RowGroupStream, stream_capacity
+from linreg.sampler import derive_seed
 from linreg.streamed_file_data import StreamedFileRegressionDataModule
 from tests.conftest import command
 from tests.test_distributed import run_cli
@@ -124,23 +128,39 @@ def test_the_cli_streams_resumes_exactly_and_streams_on_its_own_beyond_the_budge
     assert json.loads((budget / "summary.json").read_text())["closed_form"]["method"] == "exact, refined"
 
 
-def reads_per_epoch(dm, world_size: int) -> int:
-    """Row groups read by all ranks together in one epoch, each rank with its own stream, as under DDP."""
+def reads_per_epoch(dm, world_size: int, steps_per_execution: int = 1) -> int:
+    """Row groups read by all ranks together in one epoch, each rank with its own stream, as under DDP. The
+    minibatches are gathered K at a time, after the sampler has drawn them all, as BlockSampler does."""
     reads = 0
     for rank in range(world_size):
         stream = RowGroupStream(dm.parts, dm.columns, dm.mean, dm.std, "cpu", torch.float32,
                                 stream_capacity(dm.parts, dm.hparams.window_rows))  # fmt: skip
-        original = stream.parts.read_group
-        calls = []
-        stream.parts.read_group = lambda g, *a, calls=calls, original=original: calls.append(g) or original(g, *a)
+        calls = []  # the row groups read, each as often as it is read
+        stream.read = lambda g, slot, stream=stream, calls=calls: (
+            calls.append(g) or RowGroupStream.read(stream, g, slot)
+        )
         s = sampler(dm, rank, world_size, batch_size=10 // world_size)
         s.prefetch = stream.prefetch
-        for batch in s.batches(0):
-            stream[batch]
+        batches = s.batches(0)
+        while block := list(itertools.islice(batches, steps_per_execution)):
+            X, _ = stream[torch.cat(block)]
+            assert X.is_contiguous()  # X apart from y in the pool: each matmul on X at full speed
+        windows = s.windows(derive_seed(s.seed, s.epoch))
+        assert stream.capacity <= 2 * max(map(len, windows)) < len(dm.parts.groups)  # two windows, not three
         stream.executor.shutdown()
         reads += len(calls)
-        del stream.parts.read_group
     return reads
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority") or os.uname().sysname != "Linux", reason="per-thread nice: Linux")
+def test_the_reading_thread_runs_at_the_lowest_priority_and_training_at_its_own(tmp_path):
+    write_parts(tmp_path / "data")
+    dm = module(tmp_path / "data")
+    stream = RowGroupStream(dm.parts, dm.columns, dm.mean, dm.std, "cpu", torch.float32, 4)
+    stream.prefetch([0])
+    reader = stream.executor.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
+    assert (reader, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())) == (19, 0)
+    stream.executor.shutdown()
 
 
 def test_two_ranks_read_each_row_group_about_once_an_epoch_not_twice(tmp_path):
@@ -148,6 +168,8 @@ def test_two_ranks_read_each_row_group_about_once_an_epoch_not_twice(tmp_path):
     dm = module(tmp_path / "data", window_rows=1000)
     groups = len(dm.parts.groups)
     assert reads_per_epoch(dm, 1) == groups  # one rank: every group once
+    # K minibatches drawn before they are gathered: the window they leave stays until the gather is made
+    assert reads_per_epoch(dm, 1, steps_per_execution=37) == groups
     assert reads_per_epoch(dm, 2) <= 1.25 * groups  # two: each reads its lanes' groups, and shares the boundaries
 
 

@@ -80,3 +80,19 @@ def test_no_parts_at_all_is_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "_SUCCESS").touch()
     assert_one_line_error(in_process(capsys, "--data", str(tmp_path / "empty"), "--target", "y"), "no data files there")
+
+
+def test_a_group_read_from_a_memory_map_outlives_the_map_also_uncompressed(tmp_path):
+    # Arrow may hand back buffers that point into the mapped file (plain, uncompressed pages): the map is
+    # closed after each read, so the values must stay valid after it (Arrow keeps the region alive)
+    X = np.random.default_rng(1).normal(size=(5000, 3))
+    pq.write_table(pa.table({"a": X[:, 0], "b": X[:, 1], "y": X[:, 2]}), tmp_path / "p.parquet",
+                   compression="none", use_dictionary=False, row_group_size=2000)  # fmt: skip
+    parts = ParquetParts.open(tmp_path / "p.parquet")
+    tables = [parts.read_table(g) for g in range(len(parts.groups))]  # each map closed already
+    assert np.array_equal(np.concatenate([t.column("a").to_numpy() for t in tables]), X[:, 0])
+    out = np.empty((2000, 3), dtype=np.float32)  # into a slot of rows, as a stream reads
+    parts.read_group(1, ["a", "b", "y"], torch.float32, torch.tensor([0.5, 0.0, 0.0], dtype=torch.float64),
+                     torch.tensor([2.0, 1.0, 1.0], dtype=torch.float64), out=out)  # fmt: skip
+    expected = np.stack([(X[2000:4000, 0] - 0.5) / 2.0, X[2000:4000, 1], X[2000:4000, 2]], axis=1)
+    assert np.array_equal(out, expected.astype(np.float32))  # (x - mean) / std in float64, rounded once

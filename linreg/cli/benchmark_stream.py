@@ -6,8 +6,8 @@ a temporary folder, then, medians of --repeats runs:
   rows × 30 and above a 1000-row run, against the float64 data, and the same in memory;
 - the fit's seconds (summary.json's fit_seconds: the epoch, and for the in-memory run its evaluation
   of every row) streamed against in memory, at 1M × 30 and 1M × 100;
-- the reader alone (linreg.parquet_parts.read_group into float32, standardized) against pyarrow's own
-  ParquetFile.read_row_group of the same groups;
+- the reader alone (linreg.parquet_parts.read_group into float32 rows, standardized, as a stream reads
+  each group into its slot) against pyarrow's own ParquetFile.read_row_group of the same groups;
 - the row groups read in an epoch by 2 processes, simulated in one (RowGroupSampler and RowGroupStream
   per rank), against the groups there are.
 """
@@ -50,6 +50,7 @@ def train(folder: str, logdir: str, streaming: bool) -> tuple[float, float, floa
 
 
 def reader(folder: str, repeats: int) -> tuple[float, float]:
+    import numpy as np
     import pyarrow.parquet as pq
     import torch
 
@@ -60,6 +61,7 @@ def reader(folder: str, repeats: int) -> tuple[float, float]:
         torch.zeros(len(parts.names), dtype=torch.float64),
         torch.ones(len(parts.names), dtype=torch.float64),
     )
+    slot = np.empty((max(g.rows for g in parts.groups), len(parts.names)), dtype=np.float32)  # a pool's slot
     arrow, ours = [], []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -67,8 +69,8 @@ def reader(folder: str, repeats: int) -> tuple[float, float]:
             pq.ParquetFile(parts.paths[g.part], pre_buffer=False).read_row_group(g.index)
         arrow.append(time.perf_counter() - start)
         start = time.perf_counter()
-        for g in range(len(parts.groups)):
-            parts.read_group(g, parts.names, torch.float32, center, scale)
+        for g in range(len(parts.groups)):  # as RowGroupStream.read does: into a slot of rows, [X, y]
+            parts.read_group(g, parts.names, torch.float32, center, scale, out=slot[: parts.groups[g].rows])
         ours.append(time.perf_counter() - start)
     return min(arrow), min(ours)
 
@@ -76,7 +78,7 @@ def reader(folder: str, repeats: int) -> tuple[float, float]:
 def group_reads(folder: str, world_size: int) -> tuple[int, int]:
     import torch
 
-    from linreg.file_stream import RowGroupStream, stream_capacity
+    from linreg.row_group_pool import RowGroupStream, stream_capacity
     from linreg.streamed_file_data import StreamedFileRegressionDataModule
 
     dm = StreamedFileRegressionDataModule(folder, "y", num_val=0, batch_size=1000 // world_size)

@@ -1,0 +1,145 @@
+"""A stream's row groups in memory: a pool of slots, filled ahead of use by a background reading thread.
+
+    stream = RowGroupStream(parts, columns, mean, std, "cpu", torch.float32, capacity)
+    stream.prefetch([3, 7])           # read groups 3 and 7 into the pool on the background thread
+    X, y = stream[rows]               # the global rows (n,), standardized: (n, d), (n, 1); one gather
+
+The sampler (linreg.file_stream.RowGroupSampler) says which groups to read and when; this file holds them.
+The reading thread runs numpy, not torch, at the lowest CPU priority (`lowest_priority`): training's
+speed comes first, and docs/performance.md measures why.
+"""
+
+import contextlib
+import math
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import torch
+from torch.utils.data import Dataset
+
+from linreg.data_files import release_freed_memory
+from linreg.file_stream import MIN_GROUPS
+from linreg.parquet_parts import ParquetParts
+
+
+class RowGroupStream(Dataset):
+    """The rows of the parts by global row number, `dataset[rows]` → (X (n, d), y (n, 1)), standardized.
+
+    Row groups live in a pool of `capacity` slots of the largest group's rows on the device, the oldest
+    making room for the next; a background thread reads them into their slots (`prefetch`), and a group
+    not read ahead is read when asked for. A batch is one gather from the pool, a copy: once it is made,
+    the groups it came from may go. `prefetch(groups, now=False)` waits for that: the sampler, which runs
+    up to a block of K minibatches ahead of the gathers, asks for the next window when its minibatches
+    reach it, and the groups before it are still to be gathered from.
+    """
+
+    def __init__(self, parts: ParquetParts, columns: list[str], mean, std, device, dtype, capacity: int = 4) -> None:
+        self.parts, self.columns, self.device, self.dtype = parts, columns, torch.device(device), dtype
+        self.center = torch.cat([mean.double(), torch.zeros(1, dtype=torch.float64)])  # the target: unchanged
+        self.scale = torch.cat([std.double(), torch.ones(1, dtype=torch.float64)])
+        self.capacity, self.width = capacity, max(g.rows for g in parts.groups)  # slots, and rows per slot
+        # X (capacity · width, d) and y (capacity · width, 1) of the groups in it: apart, so that a gather's X
+        # is contiguous (a column slice of [X, y] would be strided, and each matmul on it slower)
+        self.pool: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.slots: dict[int, int] = {}  # group -> its slot, oldest first
+        self.making: dict[int, Future] = {}  # slot -> the reading of its group, until waited for
+        self.offsets = torch.full((len(parts.groups),), -1, dtype=torch.int64)  # group -> first pool row; -1: none
+        self.after_gather: list[int] | None = None  # the groups to prefetch once the next gather is made
+        self.queued, self.lock = 0, threading.Lock()  # reads asked for and not yet done
+        self.executor: ThreadPoolExecutor | None = None  # started on first use: after any fork
+
+    def read(self, g: int, slot: int) -> None:
+        """Group g into its slot: the features standardized as the in-memory path makes them, y as it is."""
+        rows = slice(slot * self.width, slot * self.width + self.parts.groups[g].rows)
+        features, target = self.columns[:-1], self.columns[-1:]
+        for pool, names, at in ((self.pool[0], features, slice(0, -1)), (self.pool[1], target, slice(-1, None))):
+            if self.device.type == "cpu":  # straight into the pool: no torch op on this thread (read_group)
+                self.parts.read_group(g, names, self.dtype, self.center[at], self.scale[at], out=pool[rows].numpy())
+            else:
+                pool[rows] = self.parts.read_group(g, names, self.dtype, self.center[at], self.scale[at]).to(
+                    self.device
+                )
+        # Arrow's and numpy's buffers, else kept by the allocators: memory would grow with the data. Arrow's
+        # pool is emptied when no other read waits: each read reuses the one before's buffers, not the system's
+        with self.lock:
+            self.queued -= 1
+            last = self.queued == 0
+        release_freed_memory(arrow=last)
+
+    def prefetch(self, groups: list[int], now: bool = True) -> None:
+        """Have these groups read on the background thread, in order, unless they are in the pool; the
+        pool grows to hold them all (they are those in use and those read ahead). now=False: once the next
+        gather is made (class docstring)."""
+        if not now:
+            self.after_gather = groups
+            return
+        self.after_gather = None
+        self.capacity = max(self.capacity, len(groups))
+        if self.pool is None or len(self.pool[0]) != self.capacity * self.width:
+            self.allocate()
+        for g in groups:
+            if g in self.slots:
+                self.slots[g] = self.slots.pop(g)  # the newest now
+                continue
+            if len(self.slots) < self.capacity:
+                slot = len(self.slots)
+            else:  # the oldest group's slot, once its reading is done
+                oldest = next(iter(self.slots))
+                slot = self.slots.pop(oldest)
+                self.offsets[oldest] = -1
+                if slot in self.making:
+                    self.making.pop(slot).result()
+            self.slots[g], self.offsets[g] = slot, slot * self.width
+            with self.lock:
+                self.queued += 1
+            self.making[slot] = self.executor.submit(self.read, g, slot)
+
+    def allocate(self) -> None:
+        """The pool, with `capacity` slots: the groups already in it keep their slots."""
+        for future in self.making.values():
+            future.result()
+        self.making = {}
+        with torch.inference_mode(False):  # a normal tensor, also when first used by an evaluation
+            size, d = self.capacity * self.width, len(self.columns) - 1
+            pool = tuple(torch.empty(size, k, dtype=self.dtype, device=self.device) for k in (d, 1))
+        if self.pool is not None:
+            for new, old in zip(pool, self.pool, strict=True):
+                new[: len(old)] = old
+        self.pool = pool
+        if self.executor is None:
+            self.executor = ThreadPoolExecutor(1, thread_name_prefix="linreg-parquet", initializer=lowest_priority)
+
+    def __getitem__(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = rows.cpu()
+        groups = torch.searchsorted(self.parts.starts, rows, right=True) - 1  # (n,)
+        offsets = self.offsets.index_select(0, groups)
+        if bool((offsets < 0).any()):  # not all read ahead (a resumed epoch, the held-out rows): read now
+            self.prefetch(groups.unique().tolist())
+            offsets = self.offsets.index_select(0, groups)
+        for slot in (offsets // self.width).unique().tolist():
+            if slot in self.making:  # read on the background thread: wait until it is
+                self.making.pop(slot).result()
+        at = (offsets + rows - self.parts.starts.index_select(0, groups)).to(self.device)  # (n,): rows of the pool
+        X, y = self.pool[0].index_select(0, at), self.pool[1].index_select(0, at)
+        if self.after_gather is not None:
+            self.prefetch(self.after_gather)
+        return X, y
+
+
+def lowest_priority() -> None:
+    """The reading thread's initializer: the lowest CPU priority (nice 19), for this thread alone (Linux).
+
+    Training runs Python on one core and torch's parallel ops on both; a reader that competes with the
+    second thread of those ops makes each of them wait for it, several times over. At the lowest priority
+    the reader takes the time the training leaves idle (docs/performance.md). Elsewhere than Linux, or
+    where it is not allowed: nothing."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
+def stream_capacity(parts: ParquetParts, window_rows: int) -> int:
+    """Row groups the pool keeps at first: two windows' worth, the one in use and the next, from the
+    smallest groups' size. It grows if a read needs more (RowGroupStream.prefetch)."""
+    smallest = min(g.rows for g in parts.groups)
+    return 2 * max(MIN_GROUPS, math.ceil(window_rows / smallest) + 1)
