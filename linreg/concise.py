@@ -59,7 +59,7 @@ class LinearRegressionConcise(LinearRegressionScratch):
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         return self.net(X)
 
-    def configure_optimizers(self) -> torch.optim.SGD:
+    def configure_optimizers(self):
         # weight decay on the weight only, as §3.7's concise code does. torch's weight_decay adds wd·w to the
         # gradient of the MSE, twice the scratch loss: 2λ here is the scratch model's penalty λ/2·‖w‖², doubled
         # with the rest of the loss, so that concise at lr η still takes the steps of scratch at 2η.
@@ -67,7 +67,7 @@ class LinearRegressionConcise(LinearRegressionScratch):
         groups = [{"params": [self.net[0].weight], "weight_decay": decay}]
         if self.net[0].bias is not None:
             groups.append({"params": [self.net[0].bias]})
-        return torch.optim.SGD(groups, lr=self.hparams.lr)
+        return self.with_lr_schedule(torch.optim.SGD(groups, lr=self.hparams.lr))
 
     def sgd_step(self, X: torch.Tensor, y: torch.Tensor, optimizer) -> torch.Tensor:
         """The body of the book's concise loop on X (n, num_inputs), y (n, 1); returns the loss, (n, 1)."""

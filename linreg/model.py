@@ -27,6 +27,7 @@ from torch import nn
 from torchmetrics import MeanMetric, MeanSquaredError, R2Score, SumMetric
 
 from linreg.functions import absolute_loss, huber_loss, l2_penalty, linreg, sgd, squared_loss
+from linreg.lr_schedules import SCHEDULES, lr_schedule
 
 LOSSES = {"squared": squared_loss, "absolute": absolute_loss, "huber": huber_loss}  # --loss
 
@@ -52,7 +53,8 @@ class LinearRegressionScratch(L.LightningModule):
     """y_hat = X w + b with w ~ N(0, init_std²) of shape (num_inputs, 1) and b = 0, trained by the book's SGD
     on the per-example `loss`: the book's squared_loss, or absolute_loss, or huber_loss with `huber_delta`,
     plus `weight_decay` · l2_penalty(w) (D2L §3.7; the epoch losses are the data's alone, as the book's).
-    `bias=False`: y_hat = X w, b held at exactly 0.
+    `bias=False`: y_hat = X w, b held at exactly 0. `lr_schedule` (and its lr_step_size, lr_gamma, power_t):
+    the learning rate of each update (linreg/lr_schedules.py); "constant" is the book's.
     """
 
     GRADIENT_SCALE = 1  # the training loss's gradient over squared_loss's, at the same point (concise: 2)
@@ -66,10 +68,16 @@ class LinearRegressionScratch(L.LightningModule):
         huber_delta: float = 1.0,
         weight_decay: float = 0.0,
         bias: bool = True,
+        lr_schedule: str = "constant",
+        lr_step_size: int | None = None,
+        lr_gamma: float = 0.5,
+        power_t: float = 0.25,
     ) -> None:
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {loss!r}")
+        if lr_schedule not in SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {', '.join(SCHEDULES)}, got {lr_schedule!r}")
         self.save_hyperparameters()
         self.automatic_optimization = False
         # the book's `loss = squared_loss`, or another per-example loss (linreg/functions.py)
@@ -98,14 +106,42 @@ class LinearRegressionScratch(L.LightningModule):
         """Each example's loss, (n, 1), for the epoch metrics: the training loss itself, per example."""
         return self.loss(y_hat, y)
 
-    def configure_optimizers(self) -> BookSGD:
-        return BookSGD([self.w, self.b] if self.hparams.bias else [self.w], lr=self.hparams.lr)
+    def configure_optimizers(self):
+        optimizer = BookSGD([self.w, self.b] if self.hparams.bias else [self.w], lr=self.hparams.lr)
+        return self.with_lr_schedule(optimizer)
+
+    def with_lr_schedule(self, optimizer: torch.optim.Optimizer):
+        """The optimizer, with the run's learning-rate schedule if it has one (stepped by `step_lr`)."""
+        hp = self.hparams
+        if hp.lr_schedule == "constant":  # the book's: no scheduler at all
+            return optimizer
+        per_epoch, total = self.planned_updates()
+        schedule = lr_schedule(optimizer, hp.lr_schedule, total, per_epoch, hp.lr_step_size, hp.lr_gamma, hp.power_t)
+        return optimizer if schedule is None else {"optimizer": optimizer, "lr_scheduler": schedule}
+
+    def planned_updates(self) -> tuple[int, int]:
+        """(SGD updates an epoch, updates in the whole run): the DataModule's sampler says the first, else
+        Lightning's count of training batches; max_epochs and max_steps, the second."""
+        trainer = self.trainer
+        sampler = getattr(trainer.datamodule, "train_sampler", None)
+        per_epoch = len(sampler()) if sampler is not None else trainer.num_training_batches
+        limits = [per_epoch * trainer.max_epochs] if (trainer.max_epochs or -1) >= 0 else []
+        limits += [trainer.max_steps] if trainer.max_steps >= 0 else []
+        return per_epoch, min(limits, default=per_epoch)
 
     # -- training: the book's loop body ---------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         X, y = batch  # a minibatch: (batch_size, num_inputs), (batch_size, 1)
         l = self.sgd_step(X, y, self.optimizers())
         self.log("train/loss", l.mean(), prog_bar=True)
+        self.log("train/lr", self.step_lr(self.optimizers(), self.lr_schedulers()))
+
+    def step_lr(self, optimizer, schedule) -> float:
+        """After an update: the rate it was taken at; the schedule (None: constant) moves on to the next's."""
+        lr = optimizer.param_groups[0]["lr"]
+        if schedule is not None:
+            schedule.step()
+        return lr
 
     def sgd_step(self, X: torch.Tensor, y: torch.Tensor, optimizer) -> torch.Tensor:
         """One update of the book's loop on X (n, num_inputs), y (n, 1); returns the minibatch loss (n, 1)."""

@@ -11,7 +11,6 @@ and warnings in their `main()` only (`linreg.cli.quieted`).
 """
 
 import argparse
-import math
 import os
 import signal
 import sys
@@ -27,6 +26,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from linreg.book_report import BookReport, conditioning, losses_line
 from linreg.cli import program
 from linreg.data import RegressionDataModule
+from linreg.early_stopping import best_checkpoint, early_stopping_callbacks, early_stopping_line
 from linreg.errors import UsageError
 from linreg.fast_hooks import NoProfiler
 from linreg.fault_tolerance import AtomicCheckpointIO, StepCheckpoint
@@ -39,7 +39,7 @@ from linreg.stack import FileData, StreamedData, StreamedFileData, SyntheticData
 from linreg.steps_per_execution import auto_steps_per_execution
 from linreg.stop_signals import StopSignals
 from linreg.summary import run_summary, write_summary
-from linreg.tensorboard_logger import MergedTensorBoardLogger
+from linreg.tensorboard_logger import MergedTensorBoardLogger, log_hparams
 
 print_rank_zero = rank_zero_only(print)  # under DDP every process runs this: only rank 0 talks
 
@@ -99,6 +99,7 @@ def build(
         huber_delta=args.huber_delta,
         weight_decay=args.weight_decay,
         bias=not args.no_bias,
+        **{name: getattr(args, name) for name in ("lr_schedule", "lr_step_size", "lr_gamma", "power_t")},
     )
     # The bar only where someone watches it: redirected to a file, its redraws would be noise in the log.
     progress_bar = sys.stderr.isatty() if progress_bar is None else progress_bar
@@ -120,6 +121,7 @@ def build(
                 BookReport(args.closed_form),
                 *bar,
                 step_checkpoint,  # last-step.ckpt every N steps, S seconds, and on a stop signal: exact resumes
+                *early_stopping_callbacks(args.early_stopping),  # and the best model by val/loss
             ],
             plugins=[AtomicCheckpointIO()],  # a checkpoint is whole or is the previous one, whatever happens
             log_every_n_steps=args.log_every_n_steps,
@@ -216,6 +218,8 @@ def train_and_report(args: argparse.Namespace, checkpoint: dict | None, datamodu
     summary = run_summary(trainer, model, datamodule, run_dir, fit_seconds, vars(args), solution)
     # last.ckpt: resume or predict from it; none for a diverged run, whose parameters are no model
     summary["checkpoint"] = None if diverged else trainer.checkpoint_callback.last_model_path
+    best = best_checkpoint(trainer)  # --early-stopping: the model of the best val/loss
+    summary["best_checkpoint"] = best.best_model_path or None if best is not None and not diverged else None
     write_summary(summary, run_dir)
     log_hparams(trainer, summary)
     if diverged:
@@ -223,6 +227,8 @@ def train_and_report(args: argparse.Namespace, checkpoint: dict | None, datamodu
         print(f"{program('train.py')}: error: {divergence_line(model, args.lr, bound, run_dir)}", file=sys.stderr)
         sys.exit(1)
     print_results(summary, model, datamodule, args, solution is not None)
+    if (line := early_stopping_line(trainer)) is not None:
+        print(line)
     print(f"run folder: {run_dir}")
     return run_dir
 
@@ -239,17 +245,3 @@ def interrupted(trainer, model, datamodule, step_checkpoint: StepCheckpoint, fit
         name = signal.Signals(step_checkpoint.stopped_by).name
         print(f"{name}: stopped at step {step}; resume with: linreg-train --resume {path}")
     sys.exit(128 + step_checkpoint.stopped_by)
-
-
-def log_hparams(trainer: L.Trainer, summary: dict) -> None:
-    """TensorBoard's HPARAMS tab: every flag of the run, and its final metrics at its last step."""
-    metrics = {"hparams/train_loss": summary["train_loss"], "hparams/val_loss": summary["val_loss"]}
-    if summary["true_w"] is not None and summary["w"] is not None:
-        metrics["hparams/w_error"] = math.dist(summary["w"], summary["true_w"])
-    metrics["hparams/excess_loss"] = summary["excess_loss"]
-    if summary["status"] != "ok":  # diverged: the metrics that say so
-        metrics = {"hparams/train_loss": math.nan}
-    metrics = {name: value for name, value in metrics.items() if value is not None}
-    for logger in trainer.loggers:
-        logger.log_hyperparams(summary["hparams"], metrics=metrics, step=trainer.global_step)
-        logger.finalize("success")  # fit closed the event file; log_hyperparams reopened it: flush and close

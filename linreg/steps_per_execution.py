@@ -63,6 +63,7 @@ class StepsPerExecution:
         self.diverged_at_step: int | None = None  # set when the loss diverges: training stops
         self.diverged_growth: tuple[float, float] | None = None  # (first, last) train/loss, when it grew
         self.first_train_loss: float | None = None  # the run's first train/loss: what growth is measured from
+        self.lr: float | None = None  # the learning rate of the last update (linreg/lr_schedules.py)
         self.evaluated_at_step = -1  # the global_step of the last epoch-end evaluation
 
     def on_train_start(self) -> None:
@@ -71,10 +72,12 @@ class StepsPerExecution:
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor, list[int]], batch_idx: int) -> None:
         X_block, y_block, lengths = batch  # (sum of lengths, num_inputs), (sum of lengths, 1), K lengths
         optimizer = self.optimizers()  # looked up once a block: Lightning's wrapper of BookSGD
+        schedule = self.lr_schedulers()  # None unless --lr-schedule
         for X, y in zip(X_block.split(lengths), y_block.split(lengths), strict=True):
             if self.trainer.should_stop or 0 <= self.trainer.max_steps <= self.global_step:
                 break  # diverged, or max_steps reached in the middle of the block: exactly as with K = 1
             self.losses.append(self.sgd_step(X, y, optimizer))
+            self.lr = self.step_lr(optimizer, schedule)
             if self.global_step % self.trainer.log_every_n_steps == 0:
                 self.write_train_loss()
             for callback in self.update_callbacks:
@@ -98,7 +101,7 @@ class StepsPerExecution:
         loss, parameters = values.tolist()
         self.train_loss = loss
         for logger in self.loggers:
-            logger.log_metrics({"train/loss": loss}, step=self.global_step - 1)
+            logger.log_metrics({"train/loss": loss, "train/lr": self.lr}, step=self.global_step - 1)
         if not (math.isfinite(loss) and math.isfinite(parameters)):
             self.stop_if_diverged(math.inf)  # inf or nan
         elif self.first_train_loss is None:

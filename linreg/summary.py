@@ -8,7 +8,8 @@
                      "excess_loss_sound": true} | null, "excess_loss": ... | null,
      "condition_number": ... | null, "max_stable_lr": ... | null, "rank": ... | null,
      "collinear_columns": [...] | null,
-     "checkpoint": "<run_dir>/checkpoints/last.ckpt"}   # (status "interrupted at step N": last-step.ckpt)
+     "checkpoint": "<run_dir>/checkpoints/last.ckpt",   # (status "interrupted at step N": last-step.ckpt)
+     "best_checkpoint": "<run_dir>/checkpoints/best.ckpt" | null}   # --early-stopping's best val/loss
 
 w, b and the closed form are in the units of the user's data (a file's features are standardized for
 training; see linreg/file_data.py). `excess_loss` is SGD's training loss above the closed form's, computed

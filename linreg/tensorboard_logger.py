@@ -15,9 +15,11 @@ Two costs of the stock logger, each larger than the book's whole SGD step at bat
   (`simple_value`, as `add_scalar` writes them).
 """
 
+import math
 import time
 from collections.abc import Mapping
 
+import lightning as L
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -45,3 +47,17 @@ class MergedTensorBoardLogger(TensorBoardLogger):
         if now - self.last_save >= self.flush_secs:
             self.last_save = now
             super().save()
+
+
+def log_hparams(trainer: L.Trainer, summary: dict) -> None:
+    """TensorBoard's HPARAMS tab: every flag of the run, and its final metrics at its last step."""
+    metrics = {"hparams/train_loss": summary["train_loss"], "hparams/val_loss": summary["val_loss"]}
+    if summary["true_w"] is not None and summary["w"] is not None:
+        metrics["hparams/w_error"] = math.dist(summary["w"], summary["true_w"])
+    metrics["hparams/excess_loss"] = summary["excess_loss"]
+    if summary["status"] != "ok":  # diverged: the metrics that say so
+        metrics = {"hparams/train_loss": math.nan}
+    metrics = {name: value for name, value in metrics.items() if value is not None}
+    for logger in trainer.loggers:
+        logger.log_hyperparams(summary["hparams"], metrics=metrics, step=trainer.global_step)
+        logger.finalize("success")  # fit closed the event file; log_hyperparams reopened it: flush and close

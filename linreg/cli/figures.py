@@ -29,6 +29,8 @@ EXERCISES = {
     "weight_decay": ["--param", "weight-decay", "--values", "0", "3", "--num-examples", "20", "--num-val", "100",
                      "--num-features", "200", "--true-w", "0.01", "--true-b", "0.05", "--batch-size", "5",
                      "--lr", "0.003", "--max-epochs", "100", "--curve", "train/epoch_loss", "val/loss"],
+    "lr_schedule": ["--param", "lr-schedule", "--values", "constant", "cosine", "invscaling", "--max-epochs", "30",
+                    "--curve", "train/excess_loss"],
 }  # fmt: skip
 
 

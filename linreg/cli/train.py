@@ -32,6 +32,7 @@ from linreg.cli import (
 )
 from linreg.cli.hardware import ACCELERATORS, PRECISIONS
 from linreg.errors import CheckpointError, DataError, StorageError, UsageError
+from linreg.lr_schedules import SCHEDULES
 from linreg.stop_signals import StopSignals
 
 PROG = "train.py"
@@ -68,6 +69,13 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
         help="the book's from-scratch code (§3.2), or nn.Linear, nn.MSELoss and torch.optim.SGD (§3.5) (scratch)",
     )
     g.add_argument("--huber-delta", type=finite, default=1.0, help="where huber turns from squared to absolute (1.0)")
+    g.add_argument("--lr-schedule", choices=SCHEDULES, default="constant", help="each update's rate: the book's "
+                   "constant, step, cosine (to 0 at the run's end) or invscaling (constant)")  # fmt: skip
+    g.add_argument("--lr-step-size", type=int, help="step: updates between decays (default: one epoch's)")
+    g.add_argument("--lr-gamma", type=finite, default=0.5, help="step: the rate's factor at each decay (0.5)")
+    g.add_argument("--power-t", type=finite, default=0.25, help="invscaling: lr / (t + 1)^power_t (0.25)")
+    g.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop when val/loss has not improved "
+                   "for this many evaluations, keeping the best model")  # fmt: skip
     g.add_argument(
         "--steps-per-execution",
         type=steps_per_execution,
@@ -145,6 +153,18 @@ def check(args: argparse.Namespace) -> None:
     for flag, value in non_negative.items():
         if not value >= 0:
             raise UsageError(f"{flag} must not be negative, got {value}")
+    for flag, value in (
+        ("--lr-step-size", args.lr_step_size),
+        ("--lr-gamma", args.lr_gamma),
+        ("--power-t", args.power_t),
+    ):
+        if value is not None and not value > 0:
+            raise UsageError(f"{flag} must be positive, got {value}")
+    if args.early_stopping is not None and args.early_stopping < 1:
+        raise UsageError(f"--early-stopping is a number of evaluations, at least 1: got {args.early_stopping}")
+    held_out = args.num_val if args.num_val is not None or args.data is None else args.val_fraction
+    if args.early_stopping is not None and held_out == 0:
+        raise UsageError("--early-stopping watches val/loss: it needs held-out rows (--num-val, --val-fraction)")
     if args.max_steps == 0 or args.max_steps < -1:
         raise UsageError(f"--max-steps must be positive, or -1 for no limit: got {args.max_steps}")
     if args.num_features is not None and args.num_features <= 0:
@@ -175,10 +195,15 @@ def check(args: argparse.Namespace) -> None:
 SYNTHETIC_ONLY = ("num_examples", "true_w", "true_b", "num_features", "noise", "sort_by_label", "outliers",
                   "outlier_scale")  # fmt: skip
 FILE_ONLY = ("target", "features", "val_fraction", "memory_budget")
+SCHEDULE_ONLY = {"lr_step_size": "step", "lr_gamma": "step", "power_t": "invscaling"}  # the schedule each shapes
 
 
 def no_ignored_flags(args: argparse.Namespace, explicit: argparse.Namespace) -> None:
     """UsageError for a flag on the command line (`explicit`) that the run would ignore."""
+    for name, schedule in SCHEDULE_ONLY.items():
+        if name in vars(explicit) and args.lr_schedule != schedule:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} applies to --lr-schedule {schedule}: it would be ignored; leave it out")
     given = [name for name in (FILE_ONLY if args.data is None else SYNTHETIC_ONLY) if name in vars(explicit)]
     if given:
         flag = "--" + given[0].replace("_", "-")
