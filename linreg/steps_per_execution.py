@@ -68,6 +68,9 @@ class StepsPerExecution:
 
     def on_train_start(self) -> None:
         self.update_callbacks = [c for c in self.trainer.callbacks if isinstance(c, UpdateCallback)]
+        if self.global_step == 0:  # train/lr starts where the first update is taken, whatever the schedule
+            for logger in self.loggers:
+                logger.log_metrics({"train/lr": self.optimizers().param_groups[0]["lr"]}, step=0)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor, list[int]], batch_idx: int) -> None:
         X_block, y_block, lengths = batch  # (sum of lengths, num_inputs), (sum of lengths, 1), K lengths

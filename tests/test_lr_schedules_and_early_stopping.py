@@ -24,14 +24,18 @@ def run(tmp_path, *args: str) -> tuple[dict, Path]:
 
 
 def rates(run_dir: Path) -> list[float]:
-    """train/lr as written, one value per update (the runs here log every step)."""
+    """train/lr as written: the first update's at step 0, then every --log-every-n-steps updates the last's."""
     return [value for _, value in read_scalars(run_dir)["train/lr"]]
 
 
 def test_cosine_starts_at_lr_never_rises_and_ends_below_5_percent(tmp_path):
-    _, run_dir = run(tmp_path, "--lr-schedule", "cosine", "--max-epochs", "5", "--log-every-n-steps", "1")
+    _, run_dir = run(tmp_path, "--lr-schedule", "cosine", "--max-epochs", "5")  # written every 10 updates
     lr = rates(run_dir)
-    assert len(lr) == 500 and lr[0] == pytest.approx(0.03, rel=1e-7)  # float32 in TensorBoard
+    assert len(lr) == 51 and lr[0] == pytest.approx(0.03, rel=1e-7)  # step 0 (float32 in TensorBoard), then 50
+    assert all(b <= a for a, b in itertools.pairwise(lr)) and lr[-1] < 0.05 * 0.03
+    _, run_dir = run(tmp_path, "--lr-schedule", "cosine", "--max-epochs", "5", "--log-every-n-steps", "1")
+    lr = rates(run_dir)[1:]  # each update's
+    assert len(lr) == 500 and lr[0] == pytest.approx(0.03, rel=1e-7)
     assert all(b <= a for a, b in itertools.pairwise(lr)) and lr[-1] < 0.05 * 0.03
     # update t + 1 at 0.03 · (1 + cos(π t / 500)) / 2: a quarter of the way, 0.03 · (1 + 1/√2) / 2
     assert lr[125] == pytest.approx(0.03 * (1 + math.sqrt(0.5)) / 2, rel=1e-6)
@@ -57,11 +61,11 @@ def test_constant_is_the_default_run_bit_for_bit_and_any_schedule_is_the_same_at
 
 def test_step_decays_once_an_epoch_by_gamma_unless_told(tmp_path):
     _, run_dir = run(tmp_path, "--lr-schedule", "step", "--log-every-n-steps", "1")
-    lr = rates(run_dir)
+    lr = rates(run_dir)[1:]  # update 1's rate at step 0, then each update's
     assert lr[99] == pytest.approx(0.03) and lr[100] == pytest.approx(0.015) and lr[299] == pytest.approx(0.0075)
     _, run_dir = run(tmp_path, "--lr-schedule", "step", "--lr-step-size", "30", "--lr-gamma", "0.1",
                      "--log-every-n-steps", "1")  # fmt: skip
-    assert rates(run_dir)[60] == pytest.approx(0.0003)
+    assert rates(run_dir)[1:][60] == pytest.approx(0.0003)
 
 
 def test_a_resume_inside_an_epoch_continues_the_schedule(tmp_path):
