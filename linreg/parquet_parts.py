@@ -162,14 +162,15 @@ class ParquetParts:
         if center is not None:  # a column with center 0 and scale 1 stays as it is
             values -= center[first : first + len(values)].numpy()[:, None]
             values /= scale[first : first + len(values)].numpy()[:, None]
-        # a NaN or infinity in a cell makes the sum one; so may an overflow, rarely: then look closer
+        # a NaN or infinity in a cell makes the sum one; so may an overflow of finite cells, rarely: then
+        # look closer, at the cells as read
         if not np.isfinite(values.sum()):
             for i, name in enumerate(table.column_names):
-                if not np.isfinite(values[i]).all():
-                    row = int(np.flatnonzero(~np.isfinite(values[i]))[0])
-                    cell = as_float64(path, name, table.column(i))[row]
+                cells = as_float64(path, name, table.column(i))
+                if not np.isfinite(cells).all():
+                    row = int(np.flatnonzero(~np.isfinite(cells))[0])
                     where = f"{path}, row {self.row_in_part(group, row)}, column '{name}'"
-                    raise DataError(f"{where}: {cell} is not a finite number")
+                    raise DataError(f"{where}: {cells[row]} is not a finite number")
         np.copyto(out, values.T, casting="unsafe")  # rounded once into out's dtype
 
     def row_in_part(self, group: Group, row: int) -> int:

@@ -53,19 +53,20 @@ class RowGroupStream(Dataset):
         """Group g into its slot: the features standardized as the in-memory path makes them, y as it is."""
         rows = slice(slot * self.width, slot * self.width + self.parts.groups[g].rows)
         features, target = self.columns[:-1], self.columns[-1:]
-        for pool, names, at in ((self.pool[0], features, slice(0, -1)), (self.pool[1], target, slice(-1, None))):
-            if self.device.type == "cpu":  # straight into the pool: no torch op on this thread (read_group)
-                self.parts.read_group(g, names, self.dtype, self.center[at], self.scale[at], out=pool[rows].numpy())
-            else:
-                pool[rows] = self.parts.read_group(g, names, self.dtype, self.center[at], self.scale[at]).to(
-                    self.device
-                )
-        # Arrow's and numpy's buffers, else kept by the allocators: memory would grow with the data. Arrow's
-        # pool is emptied when no other read waits: each read reuses the one before's buffers, not the system's
-        with self.lock:
-            self.queued -= 1
-            last = self.queued == 0
-        release_freed_memory(arrow=last)
+        try:
+            for pool, names, at in ((self.pool[0], features, slice(0, -1)), (self.pool[1], target, slice(-1, None))):
+                center, scale = self.center[at], self.scale[at]
+                if self.device.type == "cpu":  # straight into the pool: no torch op on this thread (read_group)
+                    self.parts.read_group(g, names, self.dtype, center, scale, out=pool[rows].numpy())
+                else:
+                    pool[rows] = self.parts.read_group(g, names, self.dtype, center, scale).to(self.device)
+        finally:  # a bad cell raises here, and again where the gather waits for this read
+            # Arrow's and numpy's buffers, else kept by the allocators: memory would grow with the data. Arrow's
+            # pool is emptied when no other read waits: each read reuses the one before's buffers, not the OS's
+            with self.lock:
+                self.queued -= 1
+                last = self.queued == 0
+            release_freed_memory(arrow=last)
 
     def prefetch(self, groups: list[int], now: bool = True) -> None:
         """Have these groups read on the background thread, in order, unless they are in the pool; the
@@ -132,8 +133,8 @@ def lowest_priority() -> None:
 
     Training runs Python on one core and torch's parallel ops on both; a reader that competes with the
     second thread of those ops makes each of them wait for it, several times over. At the lowest priority
-    the reader takes the time the training leaves idle (docs/performance.md). Elsewhere than Linux, or
-    where it is not allowed: nothing."""
+    training keeps its speed, and the reader gets what is left: on a busy 2-core machine that is mostly
+    while training waits for it (docs/performance.md measures both). Elsewhere than Linux: nothing."""
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
