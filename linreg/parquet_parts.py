@@ -160,8 +160,9 @@ class ParquetParts:
         # to the training thread and back, and each time back may wait for it (docs/performance.md)
         values = np.stack([as_float64(path, name, table.column(i)) for i, name in enumerate(table.column_names)])
         if center is not None:  # a column with center 0 and scale 1 stays as it is
-            values -= center[first : first + len(values)].numpy()[:, None]
-            values /= scale[first : first + len(values)].numpy()[:, None]
+            with np.errstate(over="ignore", invalid="ignore"):  # a bad cell is named below, not warned about here
+                values -= center[first : first + len(values)].numpy()[:, None]
+                values /= scale[first : first + len(values)].numpy()[:, None]
         # a NaN or infinity in a cell makes the sum one; so may an overflow of finite cells, rarely: then
         # look closer, at the cells as read
         if not np.isfinite(values.sum()):

@@ -96,3 +96,21 @@ def test_a_group_read_from_a_memory_map_outlives_the_map_also_uncompressed(tmp_p
                      torch.tensor([2.0, 1.0, 1.0], dtype=torch.float64), out=out)  # fmt: skip
     expected = np.stack([(X[2000:4000, 0] - 0.5) / 2.0, X[2000:4000, 1], X[2000:4000, 2]], axis=1)
     assert np.array_equal(out, expected.astype(np.float32))  # (x - mean) / std in float64, rounded once
+
+
+def test_a_bad_cell_in_a_streamed_read_names_part_row_and_column_and_a_finite_one_is_not_called_bad(tmp_path):
+    a = np.arange(300.0)
+    a[250] = np.nan  # row 251 of the part, in its second row group
+    b = np.full(300, 1.0)
+    b[10] = 1e308  # finite: (1e308 - (-1e308)) / 0.5 overflows once standardized, but the cell is fine
+    pq.write_table(pa.table({"a": a, "b": b, "y": pa.array([1.0] * 299 + [None])}), tmp_path / "p.parquet",
+                   row_group_size=200)  # fmt: skip
+    parts = ParquetParts.open(tmp_path / "p.parquet")
+    center, scale = torch.tensor([0.0, -1e308, 0.0], dtype=torch.float64), torch.tensor([1.0, 0.5, 1.0]).double()
+    out = np.empty((200, 3), dtype=np.float32)
+    X = parts.read_group(0, ["a", "b"], torch.float32, center[:2], scale[:2], out=out[:, :2])
+    assert X.shape == (200, 2) and np.isinf(out[10, 1]) and out[5, 0] == 5.0  # read, not refused
+    with pytest.raises(DataError, match=r"p.parquet, row 251, column 'a': nan is not a finite number"):
+        parts.read_group(1, ["a", "b"], torch.float32, center[:2], scale[:2])
+    with pytest.raises(DataError, match=r"p.parquet, row 300, column 'y': a missing value"):
+        parts.read_group(1, ["y"])
