@@ -66,6 +66,17 @@ class HeldOutRows(Dataset):
         return self.stream[rows[positions.start - before : positions.stop - before]]
 
 
+class InOrderRows(Dataset):
+    """Every row of a stream in order, by position: `dataset[slice]` (the held-out rows' own copy, whose
+    row r is held-out row r: linreg.file_summary)."""
+
+    def __init__(self, stream: Dataset) -> None:  # a RowGroupStream
+        self.stream = stream
+
+    def __getitem__(self, positions: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.stream[torch.arange(positions.start, positions.stop)]
+
+
 class RowGroupSampler(MinibatchSampler):
     """MinibatchSampler over the training rows of the parts, in windows of row groups (module docstring).
     It yields global row numbers, and tells `prefetch(groups, now)` the groups this rank reads from the

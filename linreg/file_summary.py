@@ -14,6 +14,9 @@ group, and the closed form's exact sums, cached by the files' fingerprint.
 - Processes started together by torchrun or SLURM each read a share of the groups and merge all shares
   (`shared_pass`); a single process, or Lightning's own launcher (whose other processes start after the
   first's pass and find it cached), reads them all.
+- The held-out rows (about --val-fraction of the rows): a copy of their columns, as read, one Parquet file
+  per row group in `heldout-…` beside the cache, named by the files' fingerprint. The evaluation after each
+  epoch reads it, in the same row order as the data's, rather than every row group of the data.
 - Cached as JSON in $LINREG_CACHE (default ~/.cache/linreg), one file per data path and split, with the
   parts' fingerprint: a resume or a second run on the same files reads it instead of the data; files
   changed since (size, content, mtime, rows) are read again, and a warning line says so.
@@ -25,7 +28,7 @@ import math
 import os
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +39,7 @@ from linreg.file_stream import split_rows
 from linreg.fingerprint import changed
 from linreg.parquet_parts import ParquetParts
 
-VERSION = 2
+VERSION = 3  # 3: the pass also copies the held-out rows
 WAIT_SECONDS = 600  # for another process's share of the pass, before reading it here
 
 
@@ -47,6 +50,7 @@ class Summary:
     train_counts: torch.Tensor  # (groups,) int64: training rows in each row group
     val_counts: torch.Tensor  # (groups,): held-out rows
     gram: ExactGram  # of the training rows' [X, 1, y] (no 1 without a bias)
+    heldout: Path | None = None  # a copy of the held-out rows' columns, one Parquet file per row group
 
 
 def cache_dir() -> Path:
@@ -61,25 +65,28 @@ def summarize(
     identity = json.dumps([VERSION, os.path.abspath(parts.source), columns, key, threshold, center])
     path = cache_dir() / f"summary-{hashlib.sha256(identity.encode()).hexdigest()[:24]}.json"
     now = parts.fingerprint() if now is None else now
+    digest = hashlib.sha256(json.dumps(now, sort_keys=True).encode()).hexdigest()[:16]  # the files as they are
+    heldout = path.with_name(f"{path.stem.replace('summary-', 'heldout-')}-{digest}") if threshold else None
     if path.exists():
         try:
             cached = json.loads(path.read_text())
             difference = changed(cached["fingerprint"], now)
             if difference is None:
-                return from_json(cached)
+                return replace(from_json(cached), heldout=heldout)
             warnings.warn(f"{parts.source} changed since its cached pass ({difference}): read again", stacklevel=2)
         except (ValueError, KeyError):  # a damaged cache file is made again
             pass
     rank, world = launched_ranks()
     if world > 1:  # every process of an external launcher at once: each reads its share, all merge all
-        summary = shared_pass(parts, columns, key, threshold, center, path, now, rank, world)
+        summary = shared_pass(parts, columns, key, threshold, center, path, now, rank, world, heldout)
     else:
-        summary = combine(*group_pass(parts, columns, key, threshold, center, range(len(parts.groups))), center)
+        every = range(len(parts.groups))
+        summary = combine(*group_pass(parts, columns, key, threshold, center, every, heldout), center)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
     temporary.write_text(json.dumps(to_json(summary) | {"fingerprint": now}))
     os.replace(temporary, path)  # whole or not at all, also with parallel runs writing the same one
-    return summary
+    return replace(summary, heldout=heldout)
 
 
 def launched_ranks() -> tuple[int, int]:
@@ -109,14 +116,18 @@ def gram_for(parts: ParquetParts, columns: list[str], center: bool) -> ExactGram
     return ExactGram(exponents[:d] + ([1] if center else []) + exponents[d:], middle, spread, bias=center)
 
 
-def group_pass(parts, columns, key, threshold, center, groups) -> tuple[dict, ExactGram]:
+def group_pass(parts, columns, key, threshold, center, groups, heldout: Path | None = None) -> tuple[dict, ExactGram]:
     """Over these groups: {group: (training rows, held-out rows, the training rows' mean, their sum of
-    squared deviations)}, and the ExactGram of the training rows."""
+    squared deviations)}, and the ExactGram of the training rows; each group's held-out rows, as read, into
+    `heldout` (a folder) if given."""
     d, gram, statistics = len(columns) - 1, gram_for(parts, columns, center), {}
     for g in groups:
         group = parts.groups[g]
         table = parts.read_group(g, columns)  # (rows, d + 1)
-        rows = table[split_rows(group, key, threshold)[0] - group.start]  # the training rows
+        training, held = split_rows(group, key, threshold)
+        if heldout is not None and len(held):
+            write_heldout(heldout / f"group-{g:09d}.parquet", columns, table[held - group.start])
+        rows = table[training - group.start]  # the training rows
         mean = rows[:, :d].mean(0) if len(rows) else torch.zeros(d, dtype=torch.float64)
         deviations = (rows[:, :d] - mean).square().sum(0)
         statistics[g] = (len(rows), group.rows - len(rows), mean.tolist(), deviations.tolist())
@@ -144,11 +155,13 @@ def combine(statistics: dict, gram: ExactGram, center: bool) -> Summary:
     return Summary(mean, std, *counts, gram)
 
 
-def shared_pass(parts, columns, key, threshold, center, path: Path, now: dict, rank: int, world: int) -> Summary:
+def shared_pass(
+    parts, columns, key, threshold, center, path: Path, now: dict, rank: int, world: int, heldout
+) -> Summary:
     """This process's share of the groups (g ≡ rank mod world), written beside the cache; then every share,
     merged. A share that does not come within WAIT_SECONDS is read here: slower, never stuck."""
     G = len(parts.groups)
-    statistics, gram = group_pass(parts, columns, key, threshold, center, range(rank, G, world))
+    statistics, gram = group_pass(parts, columns, key, threshold, center, range(rank, G, world), heldout)
     share = path.with_name(f"{path.stem}.{rank}-of-{world}.json")
     share.parent.mkdir(parents=True, exist_ok=True)
     temporary = share.with_suffix(f".{os.getpid()}.tmp")
@@ -167,12 +180,24 @@ def shared_pass(parts, columns, key, threshold, center, path: Path, now: dict, r
             except (OSError, ValueError, KeyError):
                 time.sleep(0.1)
         if saved is None:  # not come: read here
-            more, extra = group_pass(parts, columns, key, threshold, center, range(other, G, world))
+            more, extra = group_pass(parts, columns, key, threshold, center, range(other, G, world), heldout)
         else:
             more, extra = {int(g): tuple(v) for g, v in saved["statistics"].items()}, gram_from_json(saved["gram"])
         statistics.update(more)
         gram.merge(extra)
     return combine(statistics, gram, center)
+
+
+def write_heldout(path: Path, columns: list[str], rows: torch.Tensor) -> None:
+    """A row group's held-out rows (n, len(columns)) float64, as read, to a Parquet file of their own: whole
+    or absent (a new name, then renamed), also with parallel runs writing the same one."""
+    import pyarrow as pa
+    from pyarrow import parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    pq.write_table(pa.table({name: rows[:, i].numpy() for i, name in enumerate(columns)}), temporary)
+    os.replace(temporary, path)
 
 
 def gram_to_json(gram: ExactGram) -> dict:

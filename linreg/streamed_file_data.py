@@ -8,15 +8,18 @@ in its units, `to_data_units` and the checkpoint's standardization as there. Wha
 - the held-out rows are picked by a seeded hash of their global row number (about --val-fraction, or
   --num-val, of them), not by a permutation of all rows, which would have to be held;
 - the evaluation after each epoch is the held-out rows alone (the training set is too large to evaluate
-  every epoch); the closed form comes from the pass's exact sums, not from a training set in memory.
+  every epoch), read from the pass's copy of them where it is whole; the closed form comes from the
+  pass's exact sums, not from a training set in memory.
 """
+
+import contextlib
 
 from linreg.closed_form import ClosedForm, exactly
 from linreg.data import RegressionDataModule
 from linreg.data_files import data_fingerprint
 from linreg.errors import DataError
 from linreg.file_data import StandardizedFile, checked_columns, checked_scaling
-from linreg.file_stream import WINDOW_ROWS, HeldOutRows, RowGroupSampler
+from linreg.file_stream import WINDOW_ROWS, HeldOutRows, InOrderRows, RowGroupSampler
 from linreg.file_summary import summarize
 from linreg.parquet_parts import ParquetParts
 from linreg.row_group_pool import RowGroupStream, stream_capacity
@@ -70,8 +73,20 @@ class StreamedFileRegressionDataModule(StandardizedFile, RegressionDataModule):
             capacity = stream_capacity(self.parts, self.hparams.window_rows)
             self.train_stream = RowGroupStream(self.parts, self.columns, self.mean, self.std, self.root_device(),
                                                self.data_dtype(), capacity)  # fmt: skip
-            self.val_stream = RowGroupStream(self.parts, self.columns, self.mean, self.std, self.root_device(),
-                                             self.data_dtype(), capacity=4)  # fmt: skip
+            self.val_stream = RowGroupStream(self.heldout_copy() or self.parts, self.columns, self.mean, self.std,
+                                             self.root_device(), self.data_dtype(), capacity=4)  # fmt: skip
+
+    def heldout_copy(self) -> ParquetParts | None:
+        """The pass's copy of the held-out rows (linreg.file_summary), if it is whole: their rows alone,
+        about --val-fraction of the data, to read after each epoch instead of every row group."""
+        folder = self.summary.heldout
+        if self.num_val == 0 or folder is None or not folder.is_dir():
+            return None
+        with contextlib.suppress(DataError):
+            copy = ParquetParts.open(folder)
+            if copy.num_rows == self.num_val and copy.names == self.columns:
+                return copy
+        return None  # missing or partial (removed, or a parallel run writing it): the rows are read from the data
 
     def train_sampler(self) -> RowGroupSampler:
         hp = self.hparams
@@ -93,6 +108,8 @@ class StreamedFileRegressionDataModule(StandardizedFile, RegressionDataModule):
     def val_dataloader(self) -> dict:
         if self.num_val == 0:
             return {}
+        if self.val_stream.parts is not self.parts:  # the copy: its rows are the held-out rows, in order
+            return {"val": self.in_order(InOrderRows(self.val_stream), self.num_val)}
         rows = HeldOutRows(self.val_stream, self.key, self.threshold, self.summary.val_counts)
         return {"val": self.in_order(rows, self.num_val)}
 

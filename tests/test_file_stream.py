@@ -5,6 +5,7 @@ and the closed form from one cached pass, against numpy over the same rows."""
 import itertools
 import json
 import os
+import shutil
 import threading
 
 import numpy as np
@@ -84,6 +85,22 @@ def test_held_out_rows_are_never_trained_on_and_are_read_in_order(tmp_path):
     _, y = next(iter(dm.val_dataloader()["val"]))  # in global order: the files' y at those rows
     in_path_order = y_all[np.r_[0:1000, 2500:3000, 1000:2500]]  # part-00000, part-00002, sub/part-00001
     np.testing.assert_array_equal(y.reshape(-1).numpy(), in_path_order[val.numpy()].astype(np.float32))
+
+
+def test_the_evaluation_reads_the_passs_copy_of_the_held_out_rows_and_gets_the_same_bits(tmp_path):
+    write_parts(tmp_path / "data")
+    dm = module(tmp_path / "data")
+    dm.setup("fit")
+    copy = dm.val_stream.parts  # the held-out rows alone, one file per row group that has any
+    assert copy is not dm.parts and copy.num_rows == dm.num_val < dm.parts.num_rows / 4
+    assert len(copy.paths) == int((dm.summary.val_counts > 0).sum())
+    from_copy = [torch.cat(t) for t in zip(*dm.val_dataloader()["val"], strict=True)]
+    shutil.rmtree(dm.summary.heldout)  # gone (or partial): the rows are read from the data, as before the copy
+    again = module(tmp_path / "data")
+    again.setup("fit")
+    assert again.val_stream.parts is again.parts
+    from_data = [torch.cat(t) for t in zip(*again.val_dataloader()["val"], strict=True)]
+    assert all(torch.equal(a, b) for a, b in zip(from_copy, from_data, strict=True))  # the same rows, in order
 
 
 def test_the_streamed_rows_are_the_files_rows_standardized(tmp_path):
@@ -319,6 +336,8 @@ def test_processes_started_together_share_the_pass_and_merge_it_into_the_same_bi
     assert shared[0] == shared[1] == expected
     assert sorted(p.name.split(".", 1)[1] for p in (tmp_path / "shared").glob("*-of-2.json")) == [
         "0-of-2.json", "1-of-2.json"]  # each wrote its share  # fmt: skip
+    copies = list((tmp_path / "shared").glob("heldout-*/group-*.parquet"))  # each its groups' held-out rows
+    assert len(copies) == int((alone.summary.val_counts > 0).sum())
 
 
 def test_kill_9_mid_epoch_then_resume_from_the_time_based_checkpoint_ends_as_a_straight_run(tmp_path):
