@@ -6,7 +6,8 @@
 
 The sampler (linreg.file_stream.RowGroupSampler) says which groups to read and when; this file holds them.
 The reading thread runs numpy, not torch, at the lowest CPU priority (`lowest_priority`): training's
-speed comes first, and docs/performance.md measures why.
+speed comes first, and docs/performance.md measures why. linreg-train also leaves it a core of its own
+(linreg.cli.a_core_for_the_reader).
 """
 
 import contextlib

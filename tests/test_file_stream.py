@@ -388,3 +388,17 @@ def test_a_feature_named_twice_is_one_line(tmp_path, capsys):
     write_parts(tmp_path / "data")
     out = in_process(capsys, "--data", str(tmp_path / "data"), "--target", "y", "--features", "a", "a", "--streaming")
     assert_one_line_error(out, "--features names 'a' twice")
+
+
+def test_while_a_file_streams_the_command_leaves_the_reader_a_core_and_puts_it_back(tmp_path):
+    from linreg.cli import a_core_for_the_reader
+
+    threads = torch.get_num_threads()
+    with a_core_for_the_reader(True):
+        assert torch.get_num_threads() == max(1, threads - 1)
+    with a_core_for_the_reader(False):  # in memory, or synthetic data: every thread trains
+        assert torch.get_num_threads() == threads
+    assert torch.get_num_threads() == threads
+    write_parts(tmp_path / "data")
+    train.run(["--data", str(tmp_path / "data"), "--target", "y", "--streaming", "--logdir", str(tmp_path / "l")])
+    assert torch.get_num_threads() == threads  # the command puts it back

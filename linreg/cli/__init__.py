@@ -142,6 +142,23 @@ SILENCED = (  # Lightning's warnings about what this project does on purpose
 
 
 @contextlib.contextmanager
+def a_core_for_the_reader(streams: bool) -> Iterator[None]:
+    """While a file streams (linreg.row_group_pool): torch's CPU threads one fewer than it had, so that the
+    reading thread has a core of its own. Sharing one with training's parallel ops, whose idle threads spin,
+    the reader gets almost nothing at its low priority until training waits for it; with a core of its
+    own it reads while training runs (docs/performance.md). Put back as it was on the way out."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if streams and threads > 1:
+        torch.set_num_threads(threads - 1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
 def quieted(prog: str) -> Iterator[None]:
     """While a command runs, the terminal shows the project's lines: not Lightning's banners ("GPU
     available: ...", its tips), not its warnings about what this project does on purpose, and any other

@@ -21,6 +21,7 @@ from pathlib import Path
 from linreg.cli import (
     USER_ERRORS,
     Parser,
+    a_core_for_the_reader,
     data_file,
     fail,
     finite,
@@ -235,11 +236,14 @@ def run(argv: list[str] | None = None, signals: StopSignals | None = None) -> Pa
     main() installed, which stop training at an update boundary; None in library use."""
     try:
         args, checkpoint = checked(argv)
+        from linreg.memory_budget import beyond_budget
         from linreg.runner import run  # Lightning, seconds to import: only once the input is known to be good
 
         if signals is not None:
             signals.check()  # Ctrl-C while the imports ran
-        return run(args, checkpoint, signals)
+        args.streaming = args.streaming or (args.data is not None and beyond_budget(args))
+        with a_core_for_the_reader(args.streaming and args.data is not None):
+            return run(args, checkpoint, signals)
     except USER_ERRORS as e:
         fail(program(PROG), e)
     except StorageError as e:
