@@ -15,8 +15,10 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "linear_regressio
 
 
 def printed(notebook) -> list[str]:
-    """The text each code cell printed, in order."""
-    return [o.text for c in notebook.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream"]
+    """The text each code cell printed, in order: one string a cell, however the kernel cut it into outputs
+    (lines printed close together may come as one output or several)."""
+    return ["".join(o.text for o in c.outputs if o.output_type == "stream") for c in notebook.cells
+            if c.cell_type == "code"]  # fmt: skip
 
 
 def test_the_notebook_runs_in_a_fresh_kernel_and_its_saved_outputs_are_current(tmp_path):
