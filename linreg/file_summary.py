@@ -195,7 +195,7 @@ def write_heldout(path: Path, columns: list[str], rows: torch.Tensor) -> None:
     from pyarrow import parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # "." first: never taken for a part
     pq.write_table(pa.table({name: rows[:, i].numpy() for i, name in enumerate(columns)}), temporary)
     os.replace(temporary, path)
 
