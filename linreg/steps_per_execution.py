@@ -68,9 +68,10 @@ class StepsPerExecution:
 
     def on_train_start(self) -> None:
         self.update_callbacks = [c for c in self.trainer.callbacks if isinstance(c, UpdateCallback)]
+        self.lr = self.optimizers().param_groups[0]["lr"]  # the next update's; only a schedule changes it
         if self.global_step == 0:  # train/lr starts where the first update is taken, whatever the schedule
             for logger in self.loggers:
-                logger.log_metrics({"train/lr": self.optimizers().param_groups[0]["lr"]}, step=0)
+                logger.log_metrics({"train/lr": self.lr}, step=0)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor, list[int]], batch_idx: int) -> None:
         X_block, y_block, lengths = batch  # (sum of lengths, num_inputs), (sum of lengths, 1), K lengths
@@ -80,7 +81,8 @@ class StepsPerExecution:
             if self.trainer.should_stop or 0 <= self.trainer.max_steps <= self.global_step:
                 break  # diverged, or max_steps reached in the middle of the block: exactly as with K = 1
             self.losses.append(self.sgd_step(X, y, optimizer))
-            self.lr = self.step_lr(optimizer, schedule)
+            if schedule is not None:  # the update's rate, kept before the schedule moves on: not read per update else
+                self.lr = self.step_lr(optimizer, schedule)
             if self.global_step % self.trainer.log_every_n_steps == 0:
                 self.write_train_loss()
             for callback in self.update_callbacks:
