@@ -132,9 +132,10 @@ class LinearRegressionScratch(L.LightningModule):
     # -- training: the book's loop body ---------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         X, y = batch  # a minibatch: (batch_size, num_inputs), (batch_size, 1)
-        l = self.sgd_step(X, y, self.optimizers())
+        optimizer = self.optimizers()
+        l = self.sgd_step(X, y, optimizer)
         self.log("train/loss", l.mean(), prog_bar=True)
-        self.log("train/lr", self.step_lr(self.optimizers(), self.lr_schedulers()))
+        self.log("train/lr", self.step_lr(optimizer, self.lr_schedulers()))
 
     def step_lr(self, optimizer, schedule) -> float:
         """After an update: the rate it was taken at; the schedule (None: constant) moves on to the next's."""
