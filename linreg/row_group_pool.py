@@ -21,7 +21,9 @@ from torch.utils.data import Dataset
 
 from linreg.data_files import release_freed_memory
 from linreg.file_stream import MIN_GROUPS
-from linreg.parquet_parts import ParquetParts
+from linreg.parquet_parts import ParquetParts, ReadBuffers
+
+ABSENT = -(2**62)  # the shift of a group not in the pool: its rows' pool rows come out negative
 
 
 class RowGroupStream(Dataset):
@@ -45,10 +47,12 @@ class RowGroupStream(Dataset):
         self.pool: tuple[torch.Tensor, torch.Tensor] | None = None
         self.slots: dict[int, int] = {}  # group -> its slot, oldest first
         self.making: dict[int, Future] = {}  # slot -> the reading of its group, until waited for
-        self.offsets = torch.full((len(parts.groups),), -1, dtype=torch.int64)  # group -> first pool row; -1: none
+        # group -> its pool row minus its first global row: a global row r of g is pool row r + shifts[g]
+        self.shifts = torch.full((len(parts.groups),), ABSENT, dtype=torch.int64)
         self.after_gather: list[int] | None = None  # the groups to prefetch once the next gather is made
         self.queued, self.lock = 0, threading.Lock()  # reads asked for and not yet done
         self.executor: ThreadPoolExecutor | None = None  # started on first use: after any fork
+        self.buffers = ReadBuffers()  # the reading thread's, reused group after group
 
     def read(self, g: int, slot: int) -> None:
         """Group g into its slot: the features standardized as the in-memory path makes them, y as it is."""
@@ -58,7 +62,8 @@ class RowGroupStream(Dataset):
             for pool, names, at in ((self.pool[0], features, slice(0, -1)), (self.pool[1], target, slice(-1, None))):
                 center, scale = self.center[at], self.scale[at]
                 if self.device.type == "cpu":  # straight into the pool: no torch op on this thread (read_group)
-                    self.parts.read_group(g, names, self.dtype, center, scale, out=pool[rows].numpy())
+                    out = pool[rows].numpy()
+                    self.parts.read_group(g, names, self.dtype, center, scale, out=out, buffers=self.buffers)
                 else:
                     pool[rows] = self.parts.read_group(g, names, self.dtype, center, scale).to(self.device)
         finally:  # a bad cell raises here, and again where the gather waits for this read
@@ -89,10 +94,10 @@ class RowGroupStream(Dataset):
             else:  # the oldest group's slot, once its reading is done
                 oldest = next(iter(self.slots))
                 slot = self.slots.pop(oldest)
-                self.offsets[oldest] = -1
+                self.shifts[oldest] = ABSENT
                 if slot in self.making:
                     self.making.pop(slot).result()
-            self.slots[g], self.offsets[g] = slot, slot * self.width
+            self.slots[g], self.shifts[g] = slot, slot * self.width - self.parts.groups[g].start
             with self.lock:
                 self.queued += 1
             self.making[slot] = self.executor.submit(self.read, g, slot)
@@ -115,14 +120,15 @@ class RowGroupStream(Dataset):
     def __getitem__(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows = rows.cpu()
         groups = torch.searchsorted(self.parts.starts, rows, right=True) - 1  # (n,)
-        offsets = self.offsets.index_select(0, groups)
-        if bool((offsets < 0).any()):  # not all read ahead (a resumed epoch, the held-out rows): read now
+        at = rows + self.shifts.index_select(0, groups)  # (n,): rows of the pool; negative: not there
+        if bool((at < 0).any()):  # not all read ahead (a resumed epoch, the held-out rows): read now
             self.prefetch(groups.unique().tolist())
-            offsets = self.offsets.index_select(0, groups)
-        for slot in (offsets // self.width).unique().tolist():
-            if slot in self.making:  # read on the background thread: wait until it is
+            at = rows + self.shifts.index_select(0, groups)
+        if self.making:  # read on the background thread: wait for those the gather takes rows from
+            used = torch.bincount(at // self.width, minlength=self.capacity).tolist()
+            for slot in [slot for slot in self.making if used[slot]]:
                 self.making.pop(slot).result()
-        at = (offsets + rows - self.parts.starts.index_select(0, groups)).to(self.device)  # (n,): rows of the pool
+        at = at.to(self.device)
         X, y = self.pool[0].index_select(0, at), self.pool[1].index_select(0, at)
         if self.after_gather is not None:
             self.prefetch(self.after_gather)

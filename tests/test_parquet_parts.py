@@ -11,7 +11,7 @@ import torch
 
 from linreg.data_files import read_columns
 from linreg.errors import DataError
-from linreg.parquet_parts import ParquetParts
+from linreg.parquet_parts import ParquetParts, ReadBuffers
 from tests.conftest import command
 from tests.test_inputs import assert_one_line_error, in_process
 
@@ -114,3 +114,22 @@ def test_a_bad_cell_in_a_streamed_read_names_part_row_and_column_and_a_finite_on
         parts.read_group(1, ["a", "b"], torch.float32, center[:2], scale[:2])
     with pytest.raises(DataError, match=r"p.parquet, row 300, column 'y': a missing value"):
         parts.read_group(1, ["y"])
+
+
+def test_a_group_read_into_rows_with_reused_buffers_is_the_same_bits_as_read_by_columns(tmp_path, monkeypatch):
+    # a stream reads each group into a slot of rows through a column-major copy it reuses group after group
+    # (ReadBuffers), a few columns at a time. Catches: a reused buffer larger than a short last group
+    # transposed whole, a block of columns written at the wrong offset, a value rounded twice
+    monkeypatch.setattr("linreg.parquet_parts.COLUMN_BYTES", 8 * 400 * 2)  # 2 columns a block: 2 blocks
+    write_parts(tmp_path, sizes=(1000, 700), row_group_size=400)  # groups of 400, 400, 200, 400, 300 rows
+    parts, buffers = ParquetParts.open(tmp_path), ReadBuffers()
+    columns = ["a", "b", "c", "y"]
+    center, scale = torch.tensor([0.1, -0.2, 0.3, 0.0]).double(), torch.tensor([1.5, 0.7, 3.0, 1.0]).double()
+    for dtype in (torch.float32, torch.float64):
+        for g, group in enumerate(parts.groups):
+            rows = np.empty((group.rows, 4), dtype=torch.empty(0, dtype=dtype).numpy().dtype)
+            parts.read_group(g, columns, dtype, center, scale, out=rows, buffers=buffers)
+            table = parts.read_table(g, columns)
+            cells = torch.from_numpy(np.stack([c.to_numpy() for c in table.columns], axis=1))  # float64, as stored
+            assert np.array_equal(rows, ((cells - center) / scale).to(dtype).numpy())
+            assert np.array_equal(rows, parts.read_group(g, columns, dtype, center, scale).numpy())

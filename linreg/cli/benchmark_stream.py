@@ -54,7 +54,7 @@ def reader(folder: str, repeats: int) -> tuple[float, float]:
     import pyarrow.parquet as pq
     import torch
 
-    from linreg.parquet_parts import ParquetParts
+    from linreg.parquet_parts import ParquetParts, ReadBuffers
 
     parts = ParquetParts.open(folder)
     center, scale = (
@@ -62,7 +62,7 @@ def reader(folder: str, repeats: int) -> tuple[float, float]:
         torch.ones(len(parts.names), dtype=torch.float64),
     )
     slot = np.empty((max(g.rows for g in parts.groups), len(parts.names)), dtype=np.float32)  # a pool's slot
-    arrow, ours = [], []
+    arrow, ours, buffers = [], [], ReadBuffers()
     for _ in range(repeats):
         start = time.perf_counter()
         for g in parts.groups:
@@ -70,7 +70,8 @@ def reader(folder: str, repeats: int) -> tuple[float, float]:
         arrow.append(time.perf_counter() - start)
         start = time.perf_counter()
         for g in range(len(parts.groups)):  # as RowGroupStream.read does: into a slot of rows, [X, y]
-            parts.read_group(g, parts.names, torch.float32, center, scale, out=slot[: parts.groups[g].rows])
+            parts.read_group(g, parts.names, torch.float32, center, scale, out=slot[: parts.groups[g].rows],
+                             buffers=buffers)  # fmt: skip
         ours.append(time.perf_counter() - start)
     return min(arrow), min(ours)
 
