@@ -17,6 +17,7 @@
 - Before training, one pass (`linreg.file_summary`): the standardization's statistics and the closed form.
 """
 
+import itertools
 from collections.abc import Callable, Iterator
 
 import torch
@@ -114,17 +115,31 @@ class RowGroupSampler(MinibatchSampler):
                 current, rows = [], 0
         return windows + ([current] if current else [])
 
-    def lanes(self, start: int, n: int) -> torch.Tensor:
-        """The lane of each of the epoch's positions [start, start + n): (n,). A global batch's G slots are
-        cut into LANES equal runs; positions in run ℓ take rows from the window's ℓ-th part."""
+    def lane_counts(self, start: int, n: int) -> list[int]:
+        """How many of the epoch's positions [start, start + n) fall in each lane. A global batch's G slots
+        are cut into LANES runs, lane ℓ's slots [firsts[ℓ], firsts[ℓ + 1]); positions in lane ℓ take rows
+        from the window's ℓ-th part."""
+        firsts = self.lane_firsts()
+        widths = [b - a for a, b in itertools.pairwise(firsts)]
+
+        def before(p: int) -> list[int]:  # lane ℓ's positions among [0, p)
+            batches, slot = divmod(p, self.batch_size * self.num_replicas)
+            return [
+                batches * w + min(max(slot - a, 0), w) for a, w in zip(firsts, widths, strict=False)
+            ]  # firsts: one more
+
+        return [end - begin for begin, end in zip(before(start), before(start + n), strict=True)]
+
+    def lane_firsts(self) -> list[int]:
+        """The first slot of each lane in a global batch of G slots, then G: slot s is in lane ⌊s·LANES/G⌋."""
         G = self.batch_size * self.num_replicas
-        return ((torch.arange(start, start + n) % G) * LANES) // G
+        return [-(-lane * G // LANES) for lane in range(LANES + 1)]
 
     def needed(self, groups: list[int], start: int) -> list[int]:
         """The groups of a window (its first position: start) that this rank's lanes take rows from."""
         if not self.shuffle:
             return groups
-        counts = torch.bincount(self.lanes(start, int(self.counts[groups].sum())), minlength=LANES)
+        counts = torch.tensor(self.lane_counts(start, int(self.counts[groups].sum())))
         bounds = torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)])  # lane ℓ: rows [bounds ℓ, ℓ+1)
         B, G = self.batch_size, self.batch_size * self.num_replicas
         first, last = self.rank * B * LANES // G, ((self.rank + 1) * B - 1) * LANES // G  # this rank's lanes
@@ -140,17 +155,22 @@ class RowGroupSampler(MinibatchSampler):
         rows = torch.cat([split_rows(self.parts.groups[g], self.key, self.threshold)[0] for g in groups])
         if not self.shuffle:
             return rows
-        lanes = self.lanes(start, len(rows))
-        runs, begin = [], 0  # lane by lane, its run of rows shuffled
-        for lane, count in enumerate(torch.bincount(lanes, minlength=LANES).tolist()):
+        # lane ℓ's positions, in order, take its run of rows shuffled. In a grid of the global batches that
+        # cover the window, (batches, G), lane ℓ's positions are the columns [firsts ℓ, ℓ+1), row after row
+        G, firsts = self.batch_size * self.num_replicas, self.lane_firsts()
+        offset = start % G  # the window's first position in the grid
+        grid = torch.empty(-(-(offset + len(rows)) // G), G, dtype=torch.int64)
+        begin = 0
+        for lane, count in enumerate(self.lane_counts(start, len(rows))):
             seed = derive_seed(derive_seed(key, -1 - w), lane)  # negative keys: apart from the Feistel round keys
-            runs.append(
-                rows[begin : begin + count][torch.randperm(count, generator=torch.Generator().manual_seed(seed))]
-            )
+            run = rows[begin : begin + count][torch.randperm(count, generator=torch.Generator().manual_seed(seed))]
             begin += count
-        order = torch.empty_like(rows)
-        order[torch.argsort(lanes, stable=True)] = torch.cat(runs)  # lane ℓ's positions, in order, take its run
-        return order
+            a, b = firsts[lane], firsts[lane + 1]
+            column = torch.empty(len(grid) * (b - a), dtype=torch.int64)  # lane ℓ's column, row after row
+            skipped = min(max(offset - a, 0), b - a)  # its positions in the grid's first row before the window
+            column[skipped : skipped + count] = run
+            grid[:, a:b] = column.view(len(grid), b - a)
+        return grid.view(-1)[offset : offset + len(rows)]  # what lies outside the window is never written
 
     def batches(self, first: int) -> Iterator[torch.Tensor]:
         key = derive_seed(self.seed, self.epoch)
