@@ -148,30 +148,32 @@ class ParquetParts:
         table=None,
         out=None,
         buffers: "ReadBuffers | None" = None,
+        column_bytes: int = COLUMN_BYTES,
     ) -> torch.Tensor:
         """Row group g's columns, (rows, len(columns)) in dtype (float32 or float64); DataError naming part, row
         and column. With center and scale ((len(columns),) each), (column - center) / scale, computed in
         float64 and rounded once into dtype, as the in-memory path's (X - mean) / std. `table`: the group as
         pyarrow already read it, if the caller has it. `out`: a (rows, len(columns)) numpy array of dtype to
         write into (a slot of a stream's pool); else a new one, stored column by column. `buffers`: arrays to
-        reuse from one read to the next (a stream's), rather than new ones each time.
+        reuse from one read to the next (a stream's reading thread's).
 
-        The columns go a few at a time (COLUMN_BYTES of float64 each), each block in a handful of numpy
+        The columns go a few at a time (column_bytes of float64 each), each block in a handful of numpy
         calls: little memory besides the result, and few hand-overs of the GIL between the thread that reads
-        and the one that trains. Each column is written whole into a column-major array, and a row-major
-        `out` is filled from it in one transposing copy at the end: numpy transposes a whole group ~2 ×
-        faster than a few columns at a time into rows ~400 bytes apart. numpy does the arithmetic, not
+        and the one that trains. With buffers, a row-major `out` is filled from a column-major copy of the
+        group in one transposing copy at the end: numpy transposes a whole group ~2 × faster than a few
+        columns at a time into rows ~400 bytes apart. Without, each block goes straight into out's rows,
+        and the read holds no more than its block of columns. numpy does the arithmetic, not
         torch: streams read on a background thread, where a torch CPU op would start a second OpenMP team
         that slows every parallel op of the training thread several times over (docs/performance.md)."""
         group = self.groups[g]
-        buffers = buffers or ReadBuffers()
         np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
         if out is None:
             out = np.empty((len(columns), group.rows), dtype=np_dtype).T
-        # (len(columns), rows): out's columns as rows, when each is contiguous, else a copy of them to transpose
-        transpose = not out.T.flags.c_contiguous
+        # (len(columns), rows): out's columns as rows; for a row-major out, with buffers, a copy to transpose
+        transpose = buffers is not None and not out.T.flags.c_contiguous
         by_column = buffers.get("by_column", out.T.shape, out.dtype) if transpose else out.T
-        step = max(1, COLUMN_BYTES // (8 * group.rows))
+        buffers = buffers or ReadBuffers()
+        step = max(1, column_bytes // (8 * group.rows))
         with nullcontext(table.select) if table is not None else self.mapped(g) as read:
             for j in range(0, len(columns), step):
                 block = by_column[j : j + step]

@@ -21,7 +21,7 @@ from torch.utils.data import Dataset
 
 from linreg.data_files import release_freed_memory
 from linreg.file_stream import MIN_GROUPS
-from linreg.parquet_parts import ParquetParts, ReadBuffers
+from linreg.parquet_parts import COLUMN_BYTES, ParquetParts, ReadBuffers
 
 ABSENT = -(2**62)  # the shift of a group not in the pool: its rows' pool rows come out negative
 
@@ -54,8 +54,11 @@ class RowGroupStream(Dataset):
         self.executor: ThreadPoolExecutor | None = None  # started on first use: after any fork
         self.buffers = ReadBuffers()  # the reading thread's, reused group after group
 
-    def read(self, g: int, slot: int) -> None:
-        """Group g into its slot: the features standardized as the in-memory path makes them, y as it is."""
+    def read(self, g: int, slot: int, inline: bool = False) -> None:
+        """Group g into its slot: the features standardized as the in-memory path makes them, y as it is.
+        inline: on the training thread, which would otherwise wait (`wait`): a quarter of the reading
+        thread's block of columns at a time, straight into the slot, so that memory stays as it is."""
+        buffers, column_bytes = (None, COLUMN_BYTES // 4) if inline else (self.buffers, COLUMN_BYTES)
         rows = slice(slot * self.width, slot * self.width + self.parts.groups[g].rows)
         features, target = self.columns[:-1], self.columns[-1:]
         try:
@@ -63,7 +66,8 @@ class RowGroupStream(Dataset):
                 center, scale = self.center[at], self.scale[at]
                 if self.device.type == "cpu":  # straight into the pool: no torch op on this thread (read_group)
                     out = pool[rows].numpy()
-                    self.parts.read_group(g, names, self.dtype, center, scale, out=out, buffers=self.buffers)
+                    self.parts.read_group(g, names, self.dtype, center, scale, out=out, buffers=buffers,
+                                          column_bytes=column_bytes)  # fmt: skip
                 else:
                     pool[rows] = self.parts.read_group(g, names, self.dtype, center, scale).to(self.device)
         finally:  # a bad cell raises here, and again where the gather waits for this read
@@ -95,12 +99,30 @@ class RowGroupStream(Dataset):
                 oldest = next(iter(self.slots))
                 slot = self.slots.pop(oldest)
                 self.shifts[oldest] = ABSENT
-                if slot in self.making:
-                    self.making.pop(slot).result()
+                if slot in self.making:  # its reading: done, or not started and not to be
+                    future = self.making.pop(slot)
+                    if future.cancel():
+                        with self.lock:
+                            self.queued -= 1
+                    else:
+                        future.result()
             self.slots[g], self.shifts[g] = slot, slot * self.width - self.parts.groups[g].start
             with self.lock:
                 self.queued += 1
             self.making[slot] = self.executor.submit(self.read, g, slot)
+
+    def wait(self, slots: list[int]) -> None:
+        """Until the groups of these slots (in the order asked for) are read. Those not yet started are read
+        here instead, on the caller's thread, which would otherwise idle, from the last back while the
+        reading thread goes on from the first: at an epoch's start, or whenever training outruns the reading
+        thread, two cores read rather than one."""
+        for slot in reversed(slots):
+            if self.making[slot].cancel():
+                del self.making[slot]
+                self.read(next(g for g, s in self.slots.items() if s == slot), slot, inline=True)
+        for slot in slots:
+            if slot in self.making:
+                self.making.pop(slot).result()
 
     def allocate(self) -> None:
         """The pool, with `capacity` slots: the groups already in it keep their slots."""
@@ -124,10 +146,9 @@ class RowGroupStream(Dataset):
         if bool((at < 0).any()):  # not all read ahead (a resumed epoch, the held-out rows): read now
             self.prefetch(groups.unique().tolist())
             at = rows + self.shifts.index_select(0, groups)
-        if self.making:  # read on the background thread: wait for those the gather takes rows from
+        if self.making:  # being read, or queued to be: wait for those the gather takes rows from
             used = torch.bincount(at // self.width, minlength=self.capacity).tolist()
-            for slot in [slot for slot in self.making if used[slot]]:
-                self.making.pop(slot).result()
+            self.wait([slot for slot in self.making if used[slot]])
         at = at.to(self.device)
         X, y = self.pool[0].index_select(0, at), self.pool[1].index_select(0, at)
         if self.after_gather is not None:

@@ -153,8 +153,8 @@ def reads_per_epoch(dm, world_size: int, steps_per_execution: int = 1) -> int:
         stream = RowGroupStream(dm.parts, dm.columns, dm.mean, dm.std, "cpu", torch.float32,
                                 stream_capacity(dm.parts, dm.hparams.window_rows))  # fmt: skip
         calls = []  # the row groups read, each as often as it is read
-        stream.read = lambda g, slot, stream=stream, calls=calls: (
-            calls.append(g) or RowGroupStream.read(stream, g, slot)
+        stream.read = lambda g, slot, inline=False, stream=stream, calls=calls: (
+            calls.append(g) or RowGroupStream.read(stream, g, slot, inline)
         )
         s = sampler(dm, rank, world_size, batch_size=10 // world_size)
         s.prefetch = stream.prefetch

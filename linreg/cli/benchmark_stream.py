@@ -88,7 +88,7 @@ def group_reads(folder: str, world_size: int) -> tuple[int, int]:
         stream = RowGroupStream(dm.parts, dm.columns, dm.mean, dm.std, "cpu", torch.float32,
                                 stream_capacity(dm.parts, dm.hparams.window_rows))  # fmt: skip
         read, calls = stream.read, []
-        stream.read = lambda g, slot, read=read, calls=calls: calls.append(g) or read(g, slot)
+        stream.read = lambda g, slot, inline=False, read=read, calls=calls: calls.append(g) or read(g, slot, inline)
         dm.ranks = lambda rank=rank: (rank, world_size)
         dm.train_stream = stream
         sampler = dm.train_sampler()
