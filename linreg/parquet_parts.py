@@ -157,14 +157,15 @@ class ParquetParts:
         write into (a slot of a stream's pool); else a new one, stored column by column. `buffers`: arrays to
         reuse from one read to the next (a stream's reading thread's).
 
-        The columns go a few at a time (column_bytes of float64 each), each block in a handful of numpy
-        calls: little memory besides the result, and few hand-overs of the GIL between the thread that reads
-        and the one that trains. With buffers, a row-major `out` is filled from a column-major copy of the
-        group in one transposing copy at the end: numpy transposes a whole group ~2 × faster than a few
-        columns at a time into rows ~400 bytes apart. Without, each block goes straight into out's rows,
-        and the read holds no more than its block of columns. numpy does the arithmetic, not
-        torch: streams read on a background thread, where a torch CPU op would start a second OpenMP team
-        that slows every parallel op of the training thread several times over (docs/performance.md)."""
+        The columns are decoded a few at a time (column_bytes of float64 each): little memory besides the
+        result. Each is standardized in two numpy calls through one float64 row that stays in the core's
+        cache, into its row of a column-major array: out's own columns where they are contiguous; for a
+        row-major out with buffers, a copy of the group, transposed into out in one copy at the end (numpy
+        transposes a whole group ~2 × faster than a few columns at a time into rows ~400 bytes apart);
+        without buffers, out's strided columns, holding no more memory than a block. numpy does the
+        arithmetic, not torch: streams read on a background thread, where a torch CPU op would start a
+        second OpenMP team that slows every parallel op of the training thread several times over
+        (docs/performance.md)."""
         group = self.groups[g]
         np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
         if out is None:
@@ -193,20 +194,22 @@ class ParquetParts:
                 row = self.row_in_part(group, pc.index(pc.is_null(table.column(i)), True).as_py())
                 missing = "a missing value (null); every cell needs a number"
                 raise DataError(f"{path}, row {row}, column '{name}': {missing}")
-        # (columns, rows) float64, in a handful of numpy calls whatever the columns: each call hands the GIL
-        # to the training thread and back, and each time back may wait for it (docs/performance.md)
         cells = [as_float64(path, name, table.column(i)) for i, name in enumerate(table.column_names)]
-        values = block if block.dtype == np.float64 else buffers.get("float64", block.shape, np.float64)
-        np.stack(cells, out=values)
-        if center is not None:  # a column with center 0 and scale 1 stays as it is
-            with np.errstate(over="ignore", invalid="ignore"):  # a bad cell is named below, not warned about here
-                values -= center[first : first + len(values)].numpy()[:, None]
-                np.divide(values, scale[first : first + len(values)].numpy()[:, None], out=block, casting="unsafe")
-        elif values is not block:
-            np.copyto(block, values, casting="unsafe")  # rounded once into block's dtype
-        # a NaN or infinity in a cell makes the sum one; so may an overflow of finite cells, rarely: then
-        # look closer, at the cells as read
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):  # a bad cell is named below, not warned about here
+            if center is None:
+                for row, column in zip(block, cells, strict=True):
+                    np.copyto(row, column, casting="unsafe")  # rounded once into block's dtype
+            else:
+                # column by column through one float64 row, which stays in the core's cache: the data go
+                # through memory twice (read, and written rounded once), not four times as a block's would
+                centers = center[first : first + len(cells)].tolist()
+                scales = scale[first : first + len(cells)].tolist()
+                centered = buffers.get("float64", (1, block.shape[1]), np.float64)[0]
+                for row, column, c, s in zip(block, cells, centers, scales, strict=True):
+                    np.subtract(column, c, out=centered)
+                    np.divide(centered, s, out=row, casting="unsafe")
+            # a NaN or infinity in a cell makes the sum one; so may an overflow of finite cells, rarely:
+            # then look closer, at the cells as read
             finite = np.isfinite(block.sum())
         if not finite:
             for i, name in enumerate(table.column_names):
