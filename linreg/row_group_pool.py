@@ -5,6 +5,7 @@
     X, y = stream[rows]               # the global rows (n,), standardized: (n, d), (n, 1); one gather
 
 The sampler (linreg.file_stream.RowGroupSampler) says which groups to read and when; this file holds them.
+A gather that needs a group the reading thread has not started reads it itself rather than idle (`wait`).
 The reading thread runs numpy, not torch, at the lowest CPU priority (`lowest_priority`): training's
 speed comes first, and docs/performance.md measures why. linreg-train also leaves it a core of its own
 (linreg.cli.a_core_for_the_reader).
