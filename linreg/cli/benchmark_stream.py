@@ -1,7 +1,8 @@
 """Benchmark of streamed Parquet (`linreg-benchmark --streamed-files`): memory, speed, reads, the reader.
 
 Writes folders of Parquet parts (float64 N(0, 1) features, 250,000-row parts of 65,536-row groups) into
-a temporary folder, then, medians of --repeats runs:
+a temporary folder, then, medians of --repeats rounds (each round runs every configuration in turn, so
+that the machine's drift falls on streamed and in-memory runs alike):
 - peak RSS of `linreg-train --data F --target y --streaming` for one epoch at batch 1000, at 1M and 4M
   rows × 30 and above a 1000-row run, against the float64 data, and the same in memory;
 - the fit's seconds (summary.json's fit_seconds: the epoch, and for the in-memory run its evaluation
@@ -110,9 +111,14 @@ def measure(repeats: int) -> None:
             peak_run([sys.executable, "-c", code])
         for name in folders:  # the pass before training, cached: not what is measured here
             train(folders[name], f"{root}/logs", streaming=True)
-        runs = {(name, streaming): [train(folders[name], f"{root}/logs", streaming) for _ in range(repeats)]
-                for name in folders for streaming in (True, False) if not (name == "4m" and not streaming)}  # fmt: skip
-        print(f"streamed Parquet, medians of {repeats} runs; 250,000-row parts of 65,536-row groups, float64")
+        keys = [
+            (name, streaming) for name in folders for streaming in (True, False) if (name, streaming) != ("4m", False)
+        ]
+        runs = {key: [] for key in keys}
+        for _ in range(repeats):  # round after round, each path in turn: the machine's drift falls on both alike
+            for name, streaming in keys:
+                runs[(name, streaming)].append(train(folders[name], f"{root}/logs", streaming))
+        print(f"streamed Parquet, medians of {repeats} rounds; 250,000-row parts of 65,536-row groups, float64")
         print(f"{'data':>14} {'path':>10} {'seconds':>8} {'peak MiB':>9} {'above tiny':>11} {'x data':>7} {'fit s':>6}")
         for (name, streaming), rs in runs.items():
             rows, features = SIZES[name]
