@@ -8,7 +8,8 @@ that the machine's drift falls on streamed and in-memory runs alike):
 - the fit's seconds (summary.json's fit_seconds: the epoch, and for the in-memory run its evaluation
   of every row) streamed against in memory, at 1M × 30 and 1M × 100;
 - the reader alone (linreg.parquet_parts.read_group into float32 rows, standardized, as a stream reads
-  each group into its slot) against pyarrow's own ParquetFile.read_row_group of the same groups;
+  each group into its slot), and its decoding alone (the memory-mapped blocks of columns it decodes),
+  against pyarrow's own ParquetFile.read_row_group of the same groups (the fastest of --repeats each);
 - the row groups read in an epoch by 2 processes, simulated in one (RowGroupSampler and RowGroupStream
   per rank), against the groups there are.
 """
@@ -50,12 +51,14 @@ def train(folder: str, logdir: str, streaming: bool) -> tuple[float, float, floa
     return seconds, peak, json.loads((newest / "summary.json").read_text())["fit_seconds"]
 
 
-def reader(folder: str, repeats: int) -> tuple[float, float]:
+def reader(folder: str, repeats: int) -> tuple[float, float, float]:
+    """Seconds to read every group: pyarrow's read_row_group, the stream's whole read (into float32 rows,
+    standardized), and its decoding alone (the memory-mapped blocks of columns read_group decodes)."""
     import numpy as np
     import pyarrow.parquet as pq
     import torch
 
-    from linreg.parquet_parts import ParquetParts, ReadBuffers
+    from linreg.parquet_parts import COLUMN_BYTES, ParquetParts, ReadBuffers
 
     parts = ParquetParts.open(folder)
     center, scale = (
@@ -63,7 +66,7 @@ def reader(folder: str, repeats: int) -> tuple[float, float]:
         torch.ones(len(parts.names), dtype=torch.float64),
     )
     slot = np.empty((max(g.rows for g in parts.groups), len(parts.names)), dtype=np.float32)  # a pool's slot
-    arrow, ours, buffers = [], [], ReadBuffers()
+    arrow, ours, decoding, buffers = [], [], [], ReadBuffers()
     for _ in range(repeats):
         start = time.perf_counter()
         for g in parts.groups:
@@ -74,7 +77,14 @@ def reader(folder: str, repeats: int) -> tuple[float, float]:
             parts.read_group(g, parts.names, torch.float32, center, scale, out=slot[: parts.groups[g].rows],
                              buffers=buffers)  # fmt: skip
         ours.append(time.perf_counter() - start)
-    return min(arrow), min(ours)
+        start = time.perf_counter()
+        for g, group in enumerate(parts.groups):
+            step = max(1, COLUMN_BYTES // (8 * group.rows))
+            with parts.mapped(g) as read:
+                for j in range(0, len(parts.names), step):
+                    read(parts.names[j : j + step])
+        decoding.append(time.perf_counter() - start)
+    return min(arrow), min(ours), min(decoding)
 
 
 def group_reads(folder: str, world_size: int) -> tuple[int, int]:
@@ -134,8 +144,8 @@ def measure(repeats: int) -> None:
             fit = {s: statistics.median(r[2] for r in runs[(name, s)]) for s in (True, False)}
             print(f"{name}: a streamed epoch's fit costs {fit[True] / fit[False]:.2f} x the in-memory one's")
         for name in ("1m", "1m100"):
-            arrow, ours = reader(folders[name], repeats)
-            seconds = f"({ours:.3f} s vs {arrow:.3f} s)"
+            arrow, ours, decoding = reader(folders[name], repeats)
+            seconds = f"({ours:.3f} s vs {arrow:.3f} s; its decoding alone {arrow / decoding:.2f}, {decoding:.3f} s)"
             print(f"{name}: the reader runs at {arrow / ours:.2f} of pyarrow's read_row_group {seconds}")
         reads, groups = group_reads(folders["1m"], 2)
         print(f"1m: 2 processes read {reads} row groups in an epoch, {reads / groups:.2f} x the {groups} there are")
