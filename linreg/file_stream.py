@@ -124,9 +124,7 @@ class RowGroupSampler(MinibatchSampler):
 
         def before(p: int) -> list[int]:  # lane ℓ's positions among [0, p)
             batches, slot = divmod(p, self.batch_size * self.num_replicas)
-            return [
-                batches * w + min(max(slot - a, 0), w) for a, w in zip(firsts, widths, strict=False)
-            ]  # firsts: one more
+            return [batches * w + min(max(slot - a, 0), w) for a, w in zip(firsts[:-1], widths, strict=True)]
 
         return [end - begin for begin, end in zip(before(start), before(start + n), strict=True)]
 
@@ -155,22 +153,22 @@ class RowGroupSampler(MinibatchSampler):
         rows = torch.cat([split_rows(self.parts.groups[g], self.key, self.threshold)[0] for g in groups])
         if not self.shuffle:
             return rows
-        # lane ℓ's positions, in order, take its run of rows shuffled. In a grid of the global batches that
-        # cover the window, (batches, G), lane ℓ's positions are the columns [firsts ℓ, ℓ+1), row after row
+        # lane ℓ's positions, in order, take its run of rows shuffled. Lane ℓ holds slots [a, b) of every
+        # global batch of G slots: its k-th position from the start of the window's first batch is that
+        # batch's position (k // (b - a)) · G + a + k mod (b - a); the window starts `offset` into that batch
         G, firsts = self.batch_size * self.num_replicas, self.lane_firsts()
-        offset = start % G  # the window's first position in the grid
-        grid = torch.empty(-(-(offset + len(rows)) // G), G, dtype=torch.int64)
-        begin = 0
+        offset, order, begin = start % G, torch.empty_like(rows), 0
         for lane, count in enumerate(self.lane_counts(start, len(rows))):
+            if count == 0:
+                continue
             seed = derive_seed(derive_seed(key, -1 - w), lane)  # negative keys: apart from the Feistel round keys
             run = rows[begin : begin + count][torch.randperm(count, generator=torch.Generator().manual_seed(seed))]
             begin += count
-            a, b = firsts[lane], firsts[lane + 1]
-            column = torch.empty(len(grid) * (b - a), dtype=torch.int64)  # lane ℓ's column, row after row
-            skipped = min(max(offset - a, 0), b - a)  # its positions in the grid's first row before the window
-            column[skipped : skipped + count] = run
-            grid[:, a:b] = column.view(len(grid), b - a)
-        return grid.view(-1)[offset : offset + len(rows)]  # what lies outside the window is never written
+            a, width = firsts[lane], firsts[lane + 1] - firsts[lane]
+            skipped = min(max(offset - a, 0), width)  # its positions in the first batch before the window
+            k = torch.arange(skipped, skipped + count)
+            order[(k // width) * G + a + k % width - offset] = run
+        return order
 
     def batches(self, first: int) -> Iterator[torch.Tensor]:
         key = derive_seed(self.seed, self.epoch)
