@@ -11,22 +11,24 @@ from tests.test_file_stream import cache, module  # noqa: F401 (cache: a fixture
 from tests.test_parquet_parts import write_parts
 
 
-def blocked_stream(dm, calls: list, release_after: int) -> tuple[RowGroupStream, threading.Event]:
-    """A stream whose reading thread is held at group 0 until the training thread has read
-    `release_after` groups itself (or the event is set); every read is recorded as (group, inline)."""
+def blocked_stream(dm, calls: list, release_after: int) -> tuple[RowGroupStream, threading.Event, threading.Event]:
+    """A stream whose reading thread, once it has started group 0 (`started`), is held there until the
+    training thread has read `release_after` groups itself (or `release` is set); every read is recorded
+    as (group, inline)."""
     stream = RowGroupStream(dm.parts, dm.columns, dm.mean, dm.std, "cpu", torch.float32, 4)
-    release, read = threading.Event(), stream.read
+    started, release, read = threading.Event(), threading.Event(), stream.read
 
     def recorded(g, slot, inline=False):
         calls.append((g, inline))
         if g == 0 and not inline:
+            started.set()
             assert release.wait(10), "the reading thread was never released"
         read(g, slot, inline)
         if sum(inline for _, inline in calls) == release_after:
             release.set()
 
     stream.read = recorded
-    return stream, release
+    return stream, started, release
 
 
 def test_a_gather_reads_the_groups_the_reading_thread_has_not_started_and_gets_the_same_rows(tmp_path):
@@ -35,8 +37,9 @@ def test_a_gather_reads_the_groups_the_reading_thread_has_not_started_and_gets_t
     write_parts(tmp_path / "data", sizes=(1600, 800, 400), row_group_size=400)  # 7 groups of 400 rows
     dm = module(tmp_path / "data")
     calls = []
-    stream, _ = blocked_stream(dm, calls, release_after=3)
+    stream, started, _ = blocked_stream(dm, calls, release_after=3)
     stream.prefetch([0, 1, 2, 3])  # the reading thread starts group 0 and is held there
+    assert started.wait(10)
     rows = torch.tensor([5, 405, 805, 1205, 399, 1599])  # from groups 0, 1, 2, 3
     X, y = stream[rows]
     assert calls[0] == (0, False) and sorted(calls[1:]) == [(1, True), (2, True), (3, True)]
@@ -57,8 +60,9 @@ def test_a_group_pushed_out_of_the_pool_before_its_read_starts_is_never_read(tmp
     write_parts(tmp_path / "data", sizes=(1600, 800, 400), row_group_size=400)
     dm = module(tmp_path / "data")
     calls = []
-    stream, release = blocked_stream(dm, calls, release_after=-1)
+    stream, started, release = blocked_stream(dm, calls, release_after=-1)
     stream.prefetch([0, 1, 2, 3])  # 0 is being read (held), 1, 2, 3 wait in line
+    assert started.wait(10)
     stream.prefetch([0, 4])  # 0 stays; 4 takes the oldest slot, 1's, whose read has not started
     release.set()
     stream[torch.tensor([0, 1600, 800, 1200])]  # groups 0, 4, 2, 3: all read by now
