@@ -27,7 +27,7 @@ from linreg.fingerprint import fingerprint
 from linreg.parquet_files import as_float64, parquet_metadata
 
 GLOB_CHARACTERS = set("*?[")
-COLUMN_BYTES = 1 << 22  # float64 bytes of the columns read and standardized together: 8 at 65,536 rows
+COLUMN_BYTES = 1 << 22  # float64 bytes of the columns Arrow decodes together: 8 at 65,536 rows
 
 
 def is_parts(path: str | Path) -> bool:
