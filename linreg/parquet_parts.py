@@ -148,7 +148,6 @@ class ParquetParts:
         table=None,
         out=None,
         buffers: "ReadBuffers | None" = None,
-        column_bytes: int = COLUMN_BYTES,
     ) -> torch.Tensor:
         """Row group g's columns, (rows, len(columns)) in dtype (float32 or float64); DataError naming part, row
         and column. With center and scale ((len(columns),) each), (column - center) / scale, computed in
@@ -157,7 +156,7 @@ class ParquetParts:
         write into (a slot of a stream's pool); else a new one, stored column by column. `buffers`: arrays to
         reuse from one read to the next (a stream's reading thread's).
 
-        The columns are decoded a few at a time (column_bytes of float64 each): little memory besides the
+        The columns are decoded a few at a time (COLUMN_BYTES of float64 each): little memory besides the
         result. Each is standardized in two numpy calls through one float64 row that stays in the core's
         cache, into its row of a column-major array: out's own columns where they are contiguous; for a
         row-major out with buffers, a copy of the group, transposed into out in one copy at the end (numpy
@@ -174,7 +173,7 @@ class ParquetParts:
         transpose = buffers is not None and not out.T.flags.c_contiguous
         by_column = buffers.get("by_column", out.T.shape, out.dtype) if transpose else out.T
         buffers = buffers or ReadBuffers()
-        step = max(1, column_bytes // (8 * group.rows))
+        step = max(1, COLUMN_BYTES // (8 * group.rows))
         with nullcontext(table.select) if table is not None else self.mapped(g) as read:
             for j in range(0, len(columns), step):
                 block = by_column[j : j + step]

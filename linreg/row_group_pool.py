@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from linreg.data_files import release_freed_memory
 from linreg.file_stream import MIN_GROUPS
-from linreg.parquet_parts import COLUMN_BYTES, ParquetParts, ReadBuffers
+from linreg.parquet_parts import ParquetParts, ReadBuffers
 
 ABSENT = -(2**62)  # the shift of a group not in the pool: its rows' pool rows come out negative
 
@@ -53,13 +53,14 @@ class RowGroupStream(Dataset):
         self.after_gather: list[int] | None = None  # the groups to prefetch once the next gather is made
         self.queued, self.lock = 0, threading.Lock()  # reads asked for and not yet done
         self.executor: ThreadPoolExecutor | None = None  # started on first use: after any fork
-        self.buffers = ReadBuffers()  # the reading thread's, reused group after group
+        # the reading thread's, reused group after group, and the training thread's for the reads it takes
+        # over (`wait`): made at its first such read
+        self.buffers, self.inline_buffers = ReadBuffers(), ReadBuffers()
 
     def read(self, g: int, slot: int, inline: bool = False) -> None:
         """Group g into its slot: the features standardized as the in-memory path makes them, y as it is.
-        inline: on the training thread, which would otherwise wait (`wait`): a quarter of the reading
-        thread's block of columns at a time, straight into the slot, so that memory stays as it is."""
-        buffers, column_bytes = (None, COLUMN_BYTES // 4) if inline else (self.buffers, COLUMN_BYTES)
+        inline: on the training thread, which would otherwise wait (`wait`), with buffers of its own."""
+        buffers = self.inline_buffers if inline else self.buffers
         rows = slice(slot * self.width, slot * self.width + self.parts.groups[g].rows)
         features, target = self.columns[:-1], self.columns[-1:]
         try:
@@ -67,8 +68,7 @@ class RowGroupStream(Dataset):
                 center, scale = self.center[at], self.scale[at]
                 if self.device.type == "cpu":  # straight into the pool: no torch op on this thread (read_group)
                     out = pool[rows].numpy()
-                    self.parts.read_group(g, names, self.dtype, center, scale, out=out, buffers=buffers,
-                                          column_bytes=column_bytes)  # fmt: skip
+                    self.parts.read_group(g, names, self.dtype, center, scale, out=out, buffers=buffers)
                 else:
                     pool[rows] = self.parts.read_group(g, names, self.dtype, center, scale).to(self.device)
         finally:  # a bad cell raises here, and again where the gather waits for this read
