@@ -75,11 +75,11 @@ class ReadBuffers:
 class ParquetParts:
     """See the module docstring."""
 
-    def __init__(self, paths: list[Path], names: list[str], groups: list[Group], source: str) -> None:
+    def __init__(self, paths: list[Path], names: list[str], groups: list[Group], source: str, metadata: list) -> None:
         self.paths, self.names, self.groups, self.source = paths, names, groups, source
+        self.metadata = metadata  # each part's pq.FileMetaData, read once by `open`
         self.num_rows = groups[-1].start + groups[-1].rows if groups else 0
         self.starts = torch.tensor([g.start for g in groups], dtype=torch.int64)  # (num_groups,)
-        self.metadata: list = []  # each part's pq.FileMetaData, read once by `open`
 
     @classmethod
     def open(cls, path: str | Path) -> "ParquetParts":
@@ -114,9 +114,7 @@ class ParquetParts:
             metadatas.append(metadata)
         if not groups:
             raise DataError(f"{path}: the columns are there but no rows of data")
-        parts = cls(kept, list(schema.names), groups, str(path))
-        parts.metadata = metadatas
-        return parts
+        return cls(kept, list(schema.names), groups, str(path), metadatas)
 
     def read_table(self, g: int, columns: list[str] | None = None):
         """Row group g as pyarrow reads it (every column, or `columns`): `with self.mapped(g) as read:
@@ -166,9 +164,8 @@ class ParquetParts:
         second OpenMP team that slows every parallel op of the training thread several times over
         (docs/performance.md)."""
         group = self.groups[g]
-        np_dtype = torch.empty(0, dtype=dtype).numpy().dtype
         if out is None:
-            out = np.empty((len(columns), group.rows), dtype=np_dtype).T
+            out = np.empty((len(columns), group.rows), dtype=torch.empty(0, dtype=dtype).numpy().dtype).T
         # (len(columns), rows): out's columns as rows; for a row-major out, with buffers, a copy to transpose
         transpose = buffers is not None and not out.T.flags.c_contiguous
         by_column = buffers.get("by_column", out.T.shape, out.dtype) if transpose else out.T
@@ -211,12 +208,11 @@ class ParquetParts:
             # then look closer, at the cells as read
             finite = np.isfinite(block.sum())
         if not finite:
-            for i, name in enumerate(table.column_names):
-                cells = as_float64(path, name, table.column(i))
-                if not np.isfinite(cells).all():
-                    row = int(np.flatnonzero(~np.isfinite(cells))[0])
+            for name, column in zip(table.column_names, cells, strict=True):
+                if not np.isfinite(column).all():
+                    row = int(np.flatnonzero(~np.isfinite(column))[0])
                     where = f"{path}, row {self.row_in_part(group, row)}, column '{name}'"
-                    raise DataError(f"{where}: {cells[row]} is not a finite number")
+                    raise DataError(f"{where}: {column[row]} is not a finite number")
 
     def row_in_part(self, group: Group, row: int) -> int:
         """A row's number in its part file, from 1."""
