@@ -18,13 +18,8 @@ from linreg.errors import DataError
 
 
 def parquet_schema(path: str | Path):
-    import pyarrow as pa
-    from pyarrow import parquet as pq
-
-    try:
-        return pq.read_schema(path)
-    except (pa.ArrowInvalid, OSError) as e:
-        raise DataError(f"{path}: not a readable Parquet file ({str(e).strip().splitlines()[0]})") from None
+    """A Parquet file's columns and their types (pa.Schema), from its footer."""
+    return parquet_metadata(path).schema.to_arrow_schema()
 
 
 def parquet_metadata(path: str | Path):
