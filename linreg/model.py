@@ -117,7 +117,7 @@ class LinearRegressionScratch(L.LightningModule):
             return optimizer
         per_epoch, total = self.planned_updates()
         schedule = lr_schedule(optimizer, hp.lr_schedule, total, per_epoch, hp.lr_step_size, hp.lr_gamma, hp.power_t)
-        return optimizer if schedule is None else {"optimizer": optimizer, "lr_scheduler": schedule}
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
 
     def planned_updates(self) -> tuple[int, int]:
         """(SGD updates an epoch, updates in the whole run): the DataModule's sampler says the first, else
