@@ -12,12 +12,13 @@
   refuses a file, or it holds a NaN or an infinity, the file is read once more by `diagnose_csv`, in
   Python, to say where: `houses.csv, line 3, column 'age': 'five' is not a number`. That second reading
   happens only for a file that is bad (or that only Python reads, e.g. numbers padded with spaces).
-- **Parquet** (linreg/parquet_files.py): numeric columns cast to float64, one at a time; one-line errors
-  naming the column and the row.
+- **Parquet** (linreg/parquet_files.py), a file or a folder of parts: numeric columns cast to float64,
+  a row group at a time; one-line errors naming the column and the row.
 - **Memory.** The result is the one float64 copy: a CSV table is turned into it a column at a time, each
-  column dropped from Arrow's table and its memory handed back as it is copied; a Parquet file is read a
-  column at a time, so that the peak stays near one copy of the table, not two (measured:
-  docs/performance.md, "Your data files").
+  column dropped from Arrow's table and its memory handed back as it is copied; Parquet is read a row
+  group at a time into it, each row put in its place in the `order` asked for (the training split first:
+  linreg.file_data), so that the peak stays near one copy of the table, not two. A CSV file's reordering
+  is a second copy (measured: docs/performance.md, "Your data files").
 """
 
 import csv
@@ -82,24 +83,22 @@ def data_fingerprint(path: str | Path, rows: int) -> dict:
     return ParquetParts.open(path).fingerprint() if is_parts(path) else fingerprint(path, rows=rows)
 
 
-def read_columns(path: str | Path, columns: list[str]) -> torch.Tensor:
+def read_columns(path: str | Path, columns: list[str], order: Callable[[int], torch.Tensor] | None = None):
     """The named columns of a CSV or Parquet file (or of Parquet parts) as float64, (rows, len(columns));
-    DataError if any is bad."""
-    if is_parts(path):  # a folder or glob of Parquet parts: their row groups, concatenated
-        parts = ParquetParts.open(path)
-        missing = [name for name in columns if name not in parts.names]
-        if missing:
-            raise DataError(f"{path}: no column '{missing[0]}' (the columns are: {', '.join(parts.names)})")
-        return torch.cat([parts.read_group(g, columns) for g in range(len(parts.groups))])
+    DataError if any is bad. order: a function of the number of rows n giving the order (n,) to store them
+    in, row i of the result being row order[i] of the file, row-major. Parquet rows are put in their places
+    as they are read: one copy of the data, not the data and its reordered copy. A CSV file is reordered
+    once read: Arrow's table of it and ours are two copies at the peak anyway."""
+    if is_parts(path) or (Path(path).is_file() and is_parquet(path)):
+        return read_parquet(path, columns, order)
     header = read_header(path)
     names = set(header)
     for name in columns:
         if name not in names:
             raise DataError(f"{path}: no column '{name}' (the columns are: {', '.join(header)})")
-    if is_parquet(path):
-        return read_parquet(path, columns)
     X = read_csv(path, header, columns)
-    return X if X is not None else diagnose_csv(path, header, columns)
+    X = X if X is not None else diagnose_csv(path, header, columns)
+    return X[order(len(X))] if order is not None else X
 
 
 WIDE = 1000  # columns from which a CSV file is read on one thread

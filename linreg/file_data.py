@@ -140,32 +140,37 @@ class FileRegressionDataModule(StandardizedFile, RegressionDataModule):
         self.feature_names = features
         self.num_inputs = len(features)
         # Read and checked here, so that bad data is reported before any training starts; setup() makes
-        # the training tensors from it.
-        table = read_columns(path, [*features, target])  # (rows, num_inputs + 1), float64
-        n = len(table)
-        self.fingerprint = data_fingerprint(path, rows=n)  # in every checkpoint: a resume on changed data is refused
-        num_val = num_val if num_val is not None else int(n * val_fraction)
-        if num_val >= n:
-            raise DataError(f"{path}: {n} rows of data, too few to hold out {num_val} and train on the rest")
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, SPLIT_STREAM)))
-        self.train_rows, self.val_rows = order[num_val:], order[:num_val]  # row numbers in the file, from 0
-        self.num_train = n - num_val
-        if self.num_train < 2:
-            raise DataError(
-                f"{path}: {self.num_train} training row after holding out {num_val}: "
-                "at least 2 are needed to standardize the features"
-            )
-        # The one float64 copy of the data kept, as read: training rows first, so that each split is a slice of
-        # it (a view, not a gathered copy). The closed form is solved on these numbers; training on their
-        # standardized copy, made in the training dtype (make_data).
-        self.table = table[torch.cat([self.train_rows, self.val_rows])]
-        del table
+        # the training tensors from it. The one float64 copy of the data kept, as read: training rows first,
+        # so that each split is a slice of it (a view, not a gathered copy), each row put in its place as it
+        # is read (`split`). The closed form is solved on these numbers; training on their standardized copy,
+        # made in the training dtype (make_data).
+        self.table = read_columns(path, [*features, target], order=self.split)  # (rows, num_inputs + 1)
+        # in every checkpoint: a resume on changed data is refused
+        self.fingerprint = data_fingerprint(path, rows=len(self.table))
         X = self.table[: self.num_train, :-1]  # (num_train, num_inputs)
         if center:  # of the training split only
             self.mean, self.std = X.mean(0), X.std(0)
         else:  # a model without a bias: scaled, not centered (centering would move an intercept into the model)
             self.mean, self.std = torch.zeros(X.shape[1], dtype=X.dtype), X.square().mean(0).sqrt()
         checked_scaling(path, features, self.mean, self.std, center, lambda j: float(X[:, j].abs().max()))
+
+    def split(self, n: int) -> torch.Tensor:
+        """The split of n rows: the held-out rows a seeded permutation's first num_val, the training rows
+        the rest (row numbers in the file, from 0). Returns the order the table stores them in: (n,)."""
+        num_val = self.hparams.num_val if self.hparams.num_val is not None else int(n * self.hparams.val_fraction)
+        path = self.hparams.path
+        if num_val >= n:
+            raise DataError(f"{path}: {n} rows of data, too few to hold out {num_val} and train on the rest")
+        seed = derive_seed(self.hparams.seed, SPLIT_STREAM)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        self.train_rows, self.val_rows = order[num_val:], order[:num_val]
+        self.num_train = n - num_val
+        if self.num_train < 2:
+            raise DataError(
+                f"{path}: {self.num_train} training row after holding out {num_val}: "
+                "at least 2 are needed to standardize the features"
+            )
+        return torch.cat([self.train_rows, self.val_rows])
 
     def largest_label(self) -> float:
         """The largest |y| trained on."""

@@ -3,9 +3,12 @@
     beyond_budget(args)    # True, with a line saying so, where the in-memory path would exceed it
 
 In memory a run holds one float64 copy of the data and a standardized copy in the training dtype
-(linreg.file_data): rows × (columns) × (8 + 4) bytes at the default float32. The budget is --memory-budget
-GB, or half the machine's RAM. A CSV file beyond it (its rows estimated from its size) is converted once to
-Parquet (`streamed_path`), which then streams.
+(linreg.file_data): rows × columns × (8 + 4) bytes at the default float32. Parquet is read straight into
+that float64 copy, a row group at a time, each row in its place in the split; a CSV file is read through
+Arrow's table of it, then copied in the split's order: two float64 copies at its peak, rows × columns ×
+(8 + 8) bytes (linreg.data_files.read_columns). The
+budget is --memory-budget GB, or half the machine's RAM. A CSV file beyond it (its rows estimated from its
+size) is converted once to Parquet (`streamed_path`), which then streams.
 """
 
 import os
@@ -24,14 +27,16 @@ def beyond_budget(args) -> bool:
     """Whether --data would take more than the budget in memory (a line says so where it would)."""
     if args.streaming:
         return False
-    if is_parts(args.data) or is_parquet(args.data):
+    parquet = is_parts(args.data) or is_parquet(args.data)
+    if parquet:
         parts = ParquetParts.open(args.data)
         rows, columns = parts.num_rows, (len(args.features) if args.features else len(parts.names) - 1) + 1
     else:  # a CSV file: its rows estimated from its size and its first lines' length
         header = read_header(args.data)
         rows = os.path.getsize(args.data) // bytes_per_row(args.data)
         columns = (len(args.features) if args.features else len(header) - 1) + 1
-    need = rows * columns * (8 + (8 if str(args.precision).startswith("64") else 4))
+    training = 8 if str(args.precision).startswith("64") else 4  # bytes per cell of the standardized copy
+    need = rows * columns * (8 + max(training, 0 if parquet else 8))  # the float64 copy, and the larger besides
     budget = args.memory_budget * 1e9 if args.memory_budget is not None else physical_memory() / 2
     if need <= budget:
         return False

@@ -3,15 +3,17 @@
     names = parquet_schema("houses.parquet").names
     X = read_parquet("houses.parquet", ["area", "age"])    # (rows, 2) float64 tensor, DataError if bad
 
-Columns of integers, floats or decimals are cast to float64; a column of another type, a missing value
-(null) or a NaN/infinity is one line naming the column and the row (Parquet has rows, not lines; the first
-row is row 1). The columns are read one at a time (the format stores them apart): at any moment the result
-and one column are in memory, not the whole table besides the result.
+A file or a folder of parts (linreg.parquet_parts). Columns of integers, floats or decimals are cast to
+float64; a column of another type, a missing value (null) or a NaN/infinity is one line naming the column
+and the row (Parquet has rows, not lines; the first row of each file is row 1). The data are read a row
+group at a time into the result: at any moment the result and one group are in memory.
 """
 
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from linreg.errors import DataError
@@ -33,35 +35,46 @@ def parquet_metadata(path: str | Path):
         raise DataError(f"{path}: not a readable Parquet file ({str(e).strip().splitlines()[0]})") from None
 
 
-def read_parquet(path: str | Path, columns: list[str]) -> torch.Tensor:
-    """The columns of a Parquet file, one at a time (the format stores them apart): at any moment the result
-    and one column in memory, not the whole table besides the result."""
+def checked_parquet_columns(path: str | Path, parts, columns: list[str]) -> None:
+    """DataError naming the first of `columns` that the parts (a linreg.parquet_parts.ParquetParts) lack, or
+    whose values are not numbers (integers, floats or decimals)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
-    from pyarrow import parquet as pq
 
-    try:
-        parquet = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as e:
-        raise DataError(f"{path}: not a readable Parquet file ({str(e).strip().splitlines()[0]})") from None
-    if parquet.metadata.num_rows == 0:
-        raise DataError(f"{path}: the columns are there but no rows of data")
+    missing = [name for name in columns if name not in parts.names]
+    if missing:
+        raise DataError(f"{path}: no column '{missing[0]}' (the columns are: {', '.join(parts.names)})")
+    schema = parts.metadata[0].schema.to_arrow_schema()  # every part's: ParquetParts.open checks
     for name in columns:
-        kind = parquet.schema_arrow.field(name).type
+        kind = schema.field(name).type
         if not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind)):
             raise DataError(f"{path}, column '{name}': its values are {kind}, not numbers")
-    X = torch.empty(len(columns), parquet.metadata.num_rows, dtype=torch.float64)  # (columns, rows)
-    for i, name in enumerate(columns):
-        column = parquet.read(columns=[name]).column(0)
-        if column.null_count:
-            row = pc.index(pc.is_null(column), True).as_py() + 1
-            raise DataError(f"{path}, row {row}, column '{name}': a missing value (null); every cell needs a number")
-        X[i].numpy()[:] = as_float64(path, name, column)  # Arrow's arrays are read-only: copied in
-    X = X.T  # (rows, columns), stored column by column, as to_tensor makes it
-    bad = (~X.isfinite()).nonzero()
-    if len(bad):
-        row, i = bad[0].tolist()
-        raise DataError(f"{path}, row {row + 1}, column '{columns[i]}': {X[row, i].item()} is not a finite number")
+
+
+def read_parquet(path: str | Path, columns: list[str], order: Callable[[int], torch.Tensor] | None = None):
+    """The columns of a Parquet file, or of parts (linreg.parquet_parts), as a (rows, len(columns)) float64
+    tensor, read a row group at a time into it: in memory, the result and one group.
+
+    order=None: the rows as stored, the tensor stored column by column (as data_files.to_tensor makes it).
+    order: a function of the number of rows n, giving the order (n,) to store them in (row i of the result
+    is row order[i] of the data), the tensor row-major; each group's rows are copied to their places, so that
+    reordering (the training split first) needs no second copy of the data."""
+    from linreg.parquet_parts import ParquetParts, ReadBuffers  # here: that module imports this one
+
+    parts = ParquetParts.open(path)
+    checked_parquet_columns(path, parts, columns)
+    n, d = parts.num_rows, len(columns)
+    if order is None:
+        X = torch.empty(d, n, dtype=torch.float64).T  # (rows, columns): each group's columns written in place
+        for g, group in enumerate(parts.groups):
+            parts.read_group(g, columns, out=X[group.start : group.start + group.rows].numpy())
+        return X
+    where = torch.empty(n, dtype=torch.int64)
+    where[order(n)] = torch.arange(n)  # (n,): the result's row for each row of the data
+    X, buffers = torch.empty(n, d, dtype=torch.float64), ReadBuffers()
+    for g, group in enumerate(parts.groups):
+        block = buffers.get("group", (d, group.rows), np.float64).T  # (rows, columns), reused group after group
+        parts.read_group(g, columns, out=block)
+        X.index_copy_(0, where[group.start : group.start + group.rows], torch.from_numpy(block))
     return X
 
 

@@ -102,7 +102,8 @@ class ParquetParts:
             elif not this.equals(schema):
                 raise DataError(f"{p}: its columns differ from {first}'s ({describe(this)} against {describe(schema)})")
             if metadata.num_rows == 0:
-                warnings.warn(f"{p}: an empty part (no rows); skipped", stacklevel=2)
+                if is_parts(path):  # one file alone: the error below says it
+                    warnings.warn(f"{p}: an empty part (no rows); skipped", stacklevel=2)
                 continue
             start = groups[-1].start + groups[-1].rows if groups else 0
             for i in range(metadata.num_row_groups):

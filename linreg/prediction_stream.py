@@ -17,6 +17,7 @@ import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, IterableDataset
 
+from linreg.parquet_files import checked_parquet_columns
 from linreg.parquet_parts import ParquetParts
 from linreg.prediction import model_and_features, predictor
 
@@ -64,11 +65,7 @@ class RowsWithPredictions(BasePredictionWriter):
 def predict_to_file(checkpoint_path: str, checkpoint: dict, data: str, output: str | None, accelerator: str) -> None:
     parts = ParquetParts.open(data)
     model, features, scaling = model_and_features(checkpoint_path, checkpoint, parts.names, data)
-    missing = [name for name in features if name not in parts.names]
-    if missing:
-        from linreg.errors import DataError
-
-        raise DataError(f"{data}: no column '{missing[0]}' (the columns are: {', '.join(parts.names)})")
+    checked_parquet_columns(data, parts, features)
     groups = RowGroups(parts, features, scaling, model.dtype)
     if output is None:
         return write(groups, model, accelerator, sys.stdout.buffer, parquet=False)

@@ -21,6 +21,7 @@ from linreg.errors import DataError
 from linreg.file_data import StandardizedFile, checked_columns, checked_scaling
 from linreg.file_stream import WINDOW_ROWS, HeldOutRows, InOrderRows, RowGroupSampler
 from linreg.file_summary import summarize
+from linreg.parquet_files import checked_parquet_columns
 from linreg.parquet_parts import ParquetParts
 from linreg.row_group_pool import RowGroupStream, stream_capacity
 from linreg.sampler import derive_seed
@@ -49,6 +50,7 @@ class StreamedFileRegressionDataModule(StandardizedFile, RegressionDataModule):
         super().__init__()
         self.parts = ParquetParts.open(path)
         features = checked_columns(path, self.parts.names, target, features, val_fraction)
+        checked_parquet_columns(path, self.parts, [*features, target])
         self.save_hyperparameters()
         self.feature_names, self.num_inputs = features, len(features)
         n = self.parts.num_rows

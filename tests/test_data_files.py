@@ -92,6 +92,33 @@ def test_parquet_integers_and_decimals_are_read_as_float64(tmp_path):
     assert data_files.read_columns(tmp_path / "t.parquet", ["n", "x"]).tolist() == [[7.0, 1.25], [-2.0, -3.5]]
 
 
+@pytest.mark.parametrize("kind", ["csv", "csv in blocks", "csv padded", "parquet", "parts"])
+def test_rows_read_in_an_order_are_the_rows_read_then_reordered(tmp_path, monkeypatch, kind):
+    # what the in-memory split relies on (file_data): each row put in its place as it is read, bit for bit
+    # the reordered copy it replaces. A row sent to order[i] rather than i (the inverse permutation) would fail:
+    # the order is random, not its own inverse.
+    g = torch.Generator().manual_seed(1)
+    data = torch.randn(700, 3, generator=g, dtype=torch.float64)
+    table = pa.table({name: data[:, j].numpy() for j, name in enumerate("abc")})
+    if kind.startswith("csv"):
+        text = "a,b,c\n" + "".join(",".join(repr(float(v)) for v in row) + "\n" for row in data)
+        path = tmp_path / "t.csv"
+        path.write_text(text.replace(",", ", ") if kind == "csv padded" else text)  # padded: Python reads it
+        monkeypatch.setattr(data_files, "FREE_EVERY", 4096 if kind == "csv in blocks" else data_files.FREE_EVERY)
+    elif kind == "parquet":
+        pq.write_table(table, path := tmp_path / "t.parquet", row_group_size=128)
+    else:
+        (path := tmp_path / "parts").mkdir()
+        pq.write_table(table.slice(0, 300), path / "part-0.parquet", row_group_size=100)
+        pq.write_table(table.slice(300), path / "part-1.parquet", row_group_size=64)
+    order = torch.randperm(700, generator=g)
+    asked = []
+    X = data_files.read_columns(path, ["c", "a"], order=lambda n: asked.append(n) or order)
+    assert asked[-1] == 700 and X.is_contiguous()  # row-major, as file_data's mean and std are taken on
+    assert torch.equal(X, data_files.read_columns(path, ["c", "a"])[order])
+    assert torch.equal(X, data[:, [2, 0]][order])
+
+
 def houses(n=200):
     g = torch.Generator().manual_seed(0)
     area, age = (50 + 200 * torch.rand(n, generator=g)).double(), torch.randint(0, 60, (n,), generator=g).double()

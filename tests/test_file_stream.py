@@ -145,6 +145,31 @@ def test_the_cli_streams_resumes_exactly_and_streams_on_its_own_beyond_the_budge
     assert json.loads((budget / "summary.json").read_text())["closed_form"]["method"] == "exact, refined"
 
 
+@pytest.mark.parametrize(("kind", "precision", "per_cell"), [("parquet", "32", 12), ("parquet", "64-true", 16),
+                                                              ("csv", "32", 16), ("csv", "64-true", 16)])  # fmt: skip
+def test_the_budget_counts_the_peak_of_reading_into_memory(tmp_path, capsys, kind, precision, per_cell):
+    # Parquet is read into the float64 copy, then standardized into the training dtype: 8 + 4 bytes a cell
+    # at float32. A CSV file is read, then copied in the split's order: 8 + 8 (measured: docs/performance.md).
+    # A budget just below rows × columns × per_cell streams; just above, it does not.
+    import argparse
+
+    from linreg.data_files import bytes_per_row
+    from linreg.memory_budget import beyond_budget
+
+    X, y = write_parts(tmp_path / "data", sizes=(1000,))
+    path = tmp_path / "data" / "part-00000.parquet"
+    if kind == "csv":
+        path = tmp_path / "t.csv"
+        lines = "".join(",".join(map(repr, [*r, t])) + "\n" for r, t in zip(X.tolist(), y.tolist(), strict=True))
+        path.write_text("a,b,c,y\n" + lines)
+    rows = 1000 if kind == "parquet" else os.path.getsize(path) // bytes_per_row(path)  # a CSV's: estimated
+    need = rows * 4 * per_cell / 1e9
+    args = argparse.Namespace(data=str(path), streaming=False, features=["a", "b", "c"], precision=precision)
+    assert beyond_budget(argparse.Namespace(**vars(args), memory_budget=need * 0.999))
+    assert "above the budget" in capsys.readouterr().out
+    assert not beyond_budget(argparse.Namespace(**vars(args), memory_budget=need * 1.001))
+
+
 def reads_per_epoch(dm, world_size: int, steps_per_execution: int = 1) -> int:
     """Row groups read by all ranks together in one epoch, each rank with its own stream, as under DDP. The
     minibatches are gathered K at a time, after the sampler has drawn them all, as BlockSampler does."""

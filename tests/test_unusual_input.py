@@ -97,6 +97,26 @@ def test_parquet_integers_beyond_2_to_the_53_are_rounded_with_a_warning(tmp_path
     assert X[:, 0].tolist() == [1.0, 2.0, float(2**60)]
 
 
+def test_a_folder_with_a_column_of_text_is_one_line_in_memory_streamed_and_predicted(tmp_path, capsys):
+    (tmp_path / "parts").mkdir()
+    for i in range(2):
+        pq.write_table(pa.table({"x": ["a", "b", "c"], "z": [1.0, 2.0, 4.0], "y": [1.0, 2.0, 3.0]}),
+                       tmp_path / "parts" / f"part-{i}.parquet")  # fmt: skip
+    for streaming in ([], ["--streaming"]):
+        args = ["--data", str(tmp_path / "parts"), "--target", "y", "--num-val", "1", *streaming]
+        out = in_process(capsys, *args, "--logdir", str(tmp_path / "logs"))
+        assert_one_line_error(out, "parts, column 'x': its values are string, not numbers")
+        assert no_run_folder(tmp_path / "logs")
+    args = ["--data", str(tmp_path / "parts"), "--target", "y", "--features", "z", "--num-val", "1"]
+    run_dir = train.run([*args, "--max-epochs", "1", "--logdir", str(tmp_path / "logs")])
+    checkpoint = str(run_dir / "checkpoints" / "last.ckpt")
+    (tmp_path / "new").mkdir()
+    pq.write_table(pa.table({"z": ["1.5"]}), tmp_path / "new" / "part-0.parquet")
+    for output in ([], ["--output", str(tmp_path / "p.parquet")]):  # in memory, and streamed to a file
+        out = cli("predict.py", "--checkpoint", checkpoint, "--data", str(tmp_path / "new"), *output)
+        assert_one_line_error(out, "column 'z': its values are string, not numbers")
+
+
 def test_predict_checks_its_destination_first_and_a_closed_pipe_ends_quietly(tmp_path):
     run_dir = train.run(["--logdir", str(tmp_path / "logs"), "--max-epochs", "1"])
     checkpoint = str(run_dir / "checkpoints" / "last.ckpt")
