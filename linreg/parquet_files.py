@@ -79,8 +79,9 @@ def read_parquet(path: str | Path, columns: list[str], order: Callable[[int], to
 
 
 def as_float64(path: str | Path, name: str, column):
-    """A numeric Parquet column as float64 numbers. Integers beyond 2⁵³ have no exact float64: they are
-    rounded to the nearest, and a warning says so in one line (Arrow's own cast refuses them)."""
+    """A numeric Parquet column (of one row group) as float64 numbers. Integers beyond 2⁵³ have no exact
+    float64: they are rounded to the nearest, and a warning says so in one line (Arrow's own cast refuses
+    them), the same line for every row group of the file, which Python shows once."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -88,8 +89,7 @@ def as_float64(path: str | Path, name: str, column):
         biggest = max(abs(pc.min(column).as_py()), abs(pc.max(column).as_py()))
         if biggest > 2**53:
             warnings.warn(
-                f"{path}, column '{name}': integers up to {biggest} are beyond float64's 2⁵³ and are rounded "
-                "to the nearest float64",
+                f"{path}, column '{name}': integers beyond float64's 2⁵³ are rounded to the nearest float64",
                 stacklevel=2,
             )
             return column.cast(pa.float64(), safe=False).to_numpy()

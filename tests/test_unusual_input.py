@@ -92,9 +92,14 @@ def test_parquet_integers_beyond_2_to_the_53_are_rounded_with_a_warning(tmp_path
     path = tmp_path / "big.parquet"
     big = 2**60 + 1  # no float64 holds it: the nearest is 2**60
     pq.write_table(pa.table({"x": pa.array([1, 2, big], pa.int64()), "y": [1.0, 2.0, 3.0]}), path)
-    with pytest.warns(UserWarning, match=r"column 'x': integers up to 1152921504606846977 are beyond float64"):
+    with pytest.warns(UserWarning, match=r"column 'x': integers beyond float64's 2⁵³ are rounded to the nearest"):
         X = data_files.read_columns(path, ["x", "y"])
     assert X[:, 0].tolist() == [1.0, 2.0, float(2**60)]
+    # one line for the file, not one per row group: the same text each time, which Python shows once
+    pq.write_table(pa.table({"x": pa.array([big + i for i in range(30)]), "y": [float(i) for i in range(30)]}), path,
+                   row_group_size=10)  # fmt: skip
+    out = cli("train.py", "--data", str(path), "--target", "y", "--max-epochs", "1", "--logdir", str(tmp_path / "l"))
+    assert out.stderr.count("beyond float64") == 1, out.stderr
 
 
 def test_a_folder_with_a_column_of_text_is_one_line_in_memory_streamed_and_predicted(tmp_path, capsys):
