@@ -29,7 +29,7 @@ from linreg.fingerprint import changed
 from linreg.sampler import derive_seed
 
 SPLIT_STREAM = -3  # the held-out split's RNG stream of the seed (see linreg.data)
-STANDARDIZE_ROWS = 65536  # rows standardized at a time into the training copy
+STANDARDIZE_ROWS = 8192  # rows standardized at a time: float64 blocks the allocator reuses, in cache (performance.md)
 
 
 def standardize(X: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

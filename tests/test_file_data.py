@@ -38,6 +38,16 @@ def test_split_and_standardization_use_the_training_rows_only(houses):
     assert not torch.equal(dm.val_rows, other.val_rows)  # the split is drawn with the seed
 
 
+def test_the_training_copy_is_standardized_in_blocks_bit_for_bit_as_whole(houses, monkeypatch):
+    # the blocks only bound the float64 temporaries: a block that dropped or repeated rows at its edges, or
+    # rounded to float32 before dividing, would differ from the whole table's (X - mean) / std
+    dm = FileRegressionDataModule(str(houses), "price", num_val=50, seed=1)
+    whole = ((dm.table[:, :-1] - dm.mean) / dm.std).float()
+    monkeypatch.setattr("linreg.file_data.STANDARDIZE_ROWS", 7)  # 300 rows: 42 blocks and a short one
+    X, y, X_val, y_val = dm.make_data(torch.float32)
+    assert torch.equal(torch.cat([X, X_val]), whole) and torch.equal(torch.cat([y, y_val]), dm.table[:, -1:].float())
+
+
 def test_coefficients_come_back_in_the_datas_units(houses, tmp_path):
     run_dir = train.run(
         [
