@@ -6,9 +6,9 @@ In memory a run holds one float64 copy of the data and a standardized copy in th
 (linreg.file_data): rows × columns × (8 + 4) bytes at the default float32. Parquet is read straight into
 that float64 copy, a row group at a time, each row in its place in the split; a CSV file is read through
 Arrow's table of it, then copied in the split's order: two float64 copies at its peak, rows × columns ×
-(8 + 8) bytes (linreg.data_files.read_columns). The
-budget is --memory-budget GB, or half the machine's RAM. A CSV file beyond it (its rows estimated from its
-size) is converted once to Parquet (`streamed_path`), which then streams.
+(8 + 8) bytes (linreg.data_files.read_columns). The budget is --memory-budget GB, or half the machine's
+RAM. A CSV file beyond it (its rows estimated from its size) is converted once to Parquet
+(`streamed_path`), which then streams.
 """
 
 import os
