@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from linreg.errors import DataError
+from linreg.read_buffers import ReadBuffers
 
 
 def parquet_schema(path: str | Path):
@@ -58,24 +59,27 @@ def read_parquet(path: str | Path, columns: list[str], order: Callable[[int], to
     order: a function of the number of rows n, giving the order (n,) to store them in (row i of the result
     is row order[i] of the data), the tensor row-major; each group's rows are copied to their places, so that
     reordering (the training split first) needs no second copy of the data."""
-    from linreg.parquet_parts import ParquetParts, ReadBuffers  # here: that module imports this one
+    from linreg.parquet_parts import ParquetParts  # here: that module imports this one
 
     parts = ParquetParts.open(path)
     checked_parquet_columns(path, parts, columns)
-    n, d = parts.num_rows, len(columns)
-    if order is None:
-        X = torch.empty(d, n, dtype=torch.float64).T  # (rows, columns): each group's columns written in place
+    n, d, buffers = parts.num_rows, len(columns), ReadBuffers()  # its helper decodes ahead (read_group)
+    try:
+        if order is None:
+            X = torch.empty(d, n, dtype=torch.float64).T  # (rows, columns): each group's columns written in place
+            for g, group in enumerate(parts.groups):
+                parts.read_group(g, columns, out=X[group.start : group.start + group.rows].numpy(), buffers=buffers)
+            return X
+        where = torch.empty(n, dtype=torch.int64)
+        where[order(n)] = torch.arange(n)  # (n,): the result's row for each row of the data
+        X = torch.empty(n, d, dtype=torch.float64)
         for g, group in enumerate(parts.groups):
-            parts.read_group(g, columns, out=X[group.start : group.start + group.rows].numpy())
+            block = buffers.get("group", (d, group.rows), np.float64).T  # (rows, columns), reused group after group
+            parts.read_group(g, columns, out=block, buffers=buffers)
+            X.index_copy_(0, where[group.start : group.start + group.rows], torch.from_numpy(block))
         return X
-    where = torch.empty(n, dtype=torch.int64)
-    where[order(n)] = torch.arange(n)  # (n,): the result's row for each row of the data
-    X, buffers = torch.empty(n, d, dtype=torch.float64), ReadBuffers()
-    for g, group in enumerate(parts.groups):
-        block = buffers.get("group", (d, group.rows), np.float64).T  # (rows, columns), reused group after group
-        parts.read_group(g, columns, out=block)
-        X.index_copy_(0, where[group.start : group.start + group.rows], torch.from_numpy(block))
-    return X
+    finally:
+        buffers.close()
 
 
 def as_float64(path: str | Path, name: str, column):

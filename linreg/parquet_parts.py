@@ -15,7 +15,7 @@ import glob
 import hashlib
 import os
 import warnings
-from contextlib import contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,9 +25,10 @@ import torch
 from linreg.errors import DataError
 from linreg.fingerprint import fingerprint
 from linreg.parquet_files import as_float64, parquet_metadata
+from linreg.read_buffers import ReadBuffers
 
 GLOB_CHARACTERS = set("*?[")
-COLUMN_BYTES = 1 << 22  # float64 bytes of the columns Arrow decodes together: 8 at 65,536 rows
+COLUMN_BYTES = 3 << 20  # float64 bytes of the columns Arrow decodes together: 6 at 65,536 rows
 
 
 def is_parts(path: str | Path) -> bool:
@@ -54,22 +55,6 @@ class Group:
     index: int  # row group within that part
     start: int  # its first global row
     rows: int
-
-
-class ReadBuffers:
-    """Arrays that reads reuse, one read after another (a stream keeps one for its reading thread): no new
-    memory, nor its first touches, per row group. `get` hands out a view of the first `shape` of an array
-    at least that large, made anew only when a read needs more."""
-
-    def __init__(self) -> None:
-        self.arrays: dict[str, np.ndarray] = {}
-
-    def get(self, name: str, shape: tuple[int, int], dtype) -> np.ndarray:
-        array = self.arrays.get(name)
-        if array is None or array.dtype != dtype or array.shape[0] < shape[0] or array.shape[1] < shape[1]:
-            largest = shape if array is None else tuple(map(max, shape, array.shape))
-            array = self.arrays[name] = np.empty(largest, dtype)
-        return array[: shape[0], : shape[1]]
 
 
 class ParquetParts:
@@ -153,14 +138,15 @@ class ParquetParts:
         float64 and rounded once into dtype, as the in-memory path's (X - mean) / std. `table`: the group as
         pyarrow already read it, if the caller has it. `out`: a (rows, len(columns)) numpy array of dtype to
         write into (a slot of a stream's pool); else a new one, stored column by column. `buffers`: arrays to
-        reuse from one read to the next (a stream's reading thread's).
+        reuse from one read to the next, and a helper thread (linreg.read_buffers; a stream's reading thread's).
 
         The columns are decoded a few at a time (COLUMN_BYTES of float64 each): little memory besides the
-        result. Each is standardized in two numpy calls through one float64 row that stays in the core's
-        cache, into its row of a column-major array: out's own columns where they are contiguous; for a
-        row-major out with buffers, a copy of the group, transposed into out in one copy at the end (numpy
-        transposes a whole group ~2 × faster than a few columns at a time into rows ~400 bytes apart);
-        without buffers, out's strided columns, holding no more memory than a block. numpy does the
+        result. With buffers, the helper decodes the next block while this thread standardizes one: two
+        blocks in memory. Each column is standardized in two numpy calls through one float64 row that stays
+        in the core's cache, into its row of a column-major array: out's own columns where they are
+        contiguous; for a row-major out with buffers, a copy of the group, transposed into out at the end,
+        half of it on the helper (numpy transposes a whole group ~2 × faster than a few columns at a time
+        into rows ~400 bytes apart); without buffers, out's strided columns. numpy does the
         arithmetic, not torch: streams read on a background thread, where a torch CPU op would start a
         second OpenMP team that slows every parallel op of the training thread several times over
         (docs/performance.md)."""
@@ -170,14 +156,19 @@ class ParquetParts:
         # (len(columns), rows): out's columns as rows; for a row-major out, with buffers, a copy to transpose
         transpose = buffers is not None and not out.T.flags.c_contiguous
         by_column = buffers.get("by_column", out.T.shape, out.dtype) if transpose else out.T
-        buffers = buffers or ReadBuffers()
         step = max(1, COLUMN_BYTES // (8 * group.rows))
+        blocks = [columns[j : j + step] for j in range(0, len(columns), step)]
         with nullcontext(table.select) if table is not None else self.mapped(g) as read:
-            for j in range(0, len(columns), step):
-                block = by_column[j : j + step]
-                self.standardize_into(group, read(columns[j : j + step]), block, center, scale, j, buffers)
+            if buffers is None or table is not None:  # one block at a time, on this thread
+                decoded, buffers = map(read, blocks), buffers or ReadBuffers()
+            else:
+                decoded = buffers.decoded(read, blocks)  # the next block decoded while this one is standardized
+            with closing(decoded) if hasattr(decoded, "close") else nullcontext():  # its reads end before the map
+                for j, block in zip(range(0, len(columns), step), decoded, strict=True):
+                    self.standardize_into(group, block, by_column[j : j + step], center, scale, j, buffers)
+                    del block  # before the next is decoded: two blocks in memory at most
         if transpose:
-            np.copyto(out, by_column.T)
+            buffers.transpose(out, by_column)
         return torch.from_numpy(out)
 
     def standardize_into(self, group: Group, table, block, center, scale, first: int, buffers) -> None:

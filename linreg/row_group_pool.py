@@ -22,7 +22,8 @@ from torch.utils.data import Dataset
 
 from linreg.data_files import release_freed_memory
 from linreg.file_stream import MIN_GROUPS
-from linreg.parquet_parts import ParquetParts, ReadBuffers
+from linreg.parquet_parts import ParquetParts
+from linreg.read_buffers import ReadBuffers
 
 ABSENT = -(2**62)  # the shift of a group not in the pool: its rows' pool rows come out negative
 

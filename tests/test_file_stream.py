@@ -200,8 +200,13 @@ def test_the_reading_thread_runs_at_the_lowest_priority_and_training_at_its_own(
     dm = module(tmp_path / "data")
     stream = RowGroupStream(dm.parts, dm.columns, dm.mean, dm.std, "cpu", torch.float32, 4)
     stream.prefetch([0])
-    reader = stream.executor.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
-    assert (reader, os.getpriority(os.PRIO_PROCESS, threading.get_native_id())) == (19, 0)
+
+    def priority():
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    reader = stream.executor.submit(priority).result()
+    helper = stream.executor.submit(lambda: stream.buffers.helper().submit(priority).result()).result()
+    assert (reader, helper, priority()) == (19, 19, 0)  # the reader's helper thread (linreg.read_buffers) too
     stream.executor.shutdown()
 
 

@@ -1,7 +1,10 @@
 """--data takes a folder or a glob of Parquet parts, as Spark, pandas, DuckDB and Polars write them (issue 27)."""
 
+import contextlib
 import json
 import os
+import threading
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -11,7 +14,8 @@ import torch
 
 from linreg.data_files import read_columns
 from linreg.errors import DataError
-from linreg.parquet_parts import ParquetParts, ReadBuffers
+from linreg.parquet_parts import ParquetParts
+from linreg.read_buffers import ReadBuffers
 from tests.conftest import command
 from tests.test_inputs import assert_one_line_error, in_process
 
@@ -121,6 +125,7 @@ def test_a_group_read_into_rows_with_reused_buffers_is_the_same_bits_as_read_by_
     # (ReadBuffers), a few columns at a time. Catches: a reused buffer larger than a short last group
     # transposed whole, a block of columns written at the wrong offset, a value rounded twice
     monkeypatch.setattr("linreg.parquet_parts.COLUMN_BYTES", 8 * 400 * 2)  # 2 columns a block: 2 blocks
+    monkeypatch.setattr("linreg.read_buffers.HALVES_FROM", 1)  # the transpose in two halves, one on the helper
     write_parts(tmp_path, sizes=(1000, 700), row_group_size=400)  # groups of 400, 400, 200, 400, 300 rows
     parts, buffers = ParquetParts.open(tmp_path), ReadBuffers()
     columns = ["a", "b", "c", "y"]
@@ -133,3 +138,45 @@ def test_a_group_read_into_rows_with_reused_buffers_is_the_same_bits_as_read_by_
             cells = torch.from_numpy(np.stack([c.to_numpy() for c in table.columns], axis=1))  # float64, as stored
             assert np.array_equal(rows, ((cells - center) / scale).to(dtype).numpy())
             assert np.array_equal(rows, parts.read_group(g, columns, dtype, center, scale).numpy())
+
+
+def test_a_bad_cell_read_while_the_helper_decodes_ahead_is_the_first_one_and_no_read_outlives_the_map(
+    tmp_path, monkeypatch
+):
+    # with buffers, the helper decodes block k + 1 while block k is standardized (linreg.read_buffers).
+    # Catches: the later block's error raised first, a decode left running on a file already unmapped, and
+    # a helper that stops after an error (the next read of the same buffers would hang or fail)
+    monkeypatch.setattr("linreg.parquet_parts.COLUMN_BYTES", 8 * 100 * 2)  # 2 columns a block: 3 blocks
+    columns = {name: np.arange(100.0) for name in "abcdef"}
+    columns["b"][7], columns["e"][3] = np.inf, np.nan  # bad cells in the first block and the third
+    pq.write_table(pa.table(columns), tmp_path / "p.parquet")
+    parts, buffers = ParquetParts.open(tmp_path / "p.parquet"), ReadBuffers()
+    ahead, unmapped_while_reading = [], []  # the helper's reads; any not done when the file was unmapped
+    submit = buffers.helper().submit
+    buffers.executor.submit = lambda *args: ahead.append(submit(*args)) or ahead[-1]
+    mapped = ParquetParts.mapped
+
+    @contextlib.contextmanager
+    def watched(self, g):
+        def slowed(columns):  # the helper's reads: still running when block 0 raises
+            if threading.current_thread() is not threading.main_thread():
+                time.sleep(0.1)
+            return read(columns)
+
+        try:
+            with mapped(self, g) as read:
+                yield slowed
+        finally:
+            unmapped_while_reading.extend(f for f in ahead if not f.done())
+
+    monkeypatch.setattr(ParquetParts, "mapped", watched)
+    out = np.empty((100, 6), dtype=np.float32)
+    with pytest.raises(DataError, match=r"p.parquet, row 8, column 'b': inf is not a finite number"):
+        parts.read_group(0, list("abcdef"), torch.float32, torch.zeros(6).double(), torch.ones(6).double(),
+                         out=out, buffers=buffers)  # fmt: skip
+    assert ahead and not unmapped_while_reading  # the helper read ahead, and no read of it outlived the map
+    X = parts.read_group(0, ["a", "c", "d"], torch.float32, torch.zeros(3).double(), torch.ones(3).double(),
+                         out=out[:, :3], buffers=buffers)  # fmt: skip
+    assert np.array_equal(X.numpy(), np.stack([np.arange(100.0)] * 3, axis=1))
+    buffers.close()
+    assert buffers.executor is None

@@ -58,7 +58,8 @@ def reader(folder: str, repeats: int) -> tuple[float, float, float]:
     import pyarrow.parquet as pq
     import torch
 
-    from linreg.parquet_parts import COLUMN_BYTES, ParquetParts, ReadBuffers
+    from linreg.parquet_parts import COLUMN_BYTES, ParquetParts
+    from linreg.read_buffers import ReadBuffers
 
     parts = ParquetParts.open(folder)
     center, scale = (
