@@ -17,6 +17,9 @@ group, and the closed form's exact sums, cached by the files' fingerprint.
 - The held-out rows (about --val-fraction of the rows): a copy of their columns, as read, one Parquet file
   per row group in `heldout-…` beside the cache, named by the files' fingerprint. The evaluation after each
   epoch reads it, in the same row order as the data's, rather than every row group of the data.
+- The row cache (linreg.row_cache), where asked for: every row's columns as read, row-major float64, for
+  the stream to read every epoch instead of decoding the files; written by a pass that reads every group,
+  or read for it alone when the pass is cached without it.
 - Cached as JSON in $LINREG_CACHE (default ~/.cache/linreg), one file per data path and split, with the
   parts' fingerprint: a resume or a second run on the same files reads it instead of the data; files
   changed since (size, content, mtime, rows) are read again, and a warning line says so.
@@ -28,6 +31,7 @@ import math
 import os
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -38,6 +42,7 @@ from linreg.exact_gram import ExactGram
 from linreg.file_stream import split_rows
 from linreg.fingerprint import changed
 from linreg.parquet_parts import ParquetParts
+from linreg.row_cache import RowCache, RowCacheWriter, row_cache_writer, write_row_cache
 
 VERSION = 3  # 3: the pass also copies the held-out rows
 WAIT_SECONDS = 600  # for another process's share of the pass, before reading it here
@@ -51,6 +56,7 @@ class Summary:
     val_counts: torch.Tensor  # (groups,): held-out rows
     gram: ExactGram  # of the training rows' [X, 1, y] (no 1 without a bias)
     heldout: Path | None = None  # a copy of the held-out rows' columns, one Parquet file per row group
+    rows: Path | None = None  # the row cache (linreg.row_cache), where one was asked for; it may be absent
 
 
 def cache_dir() -> Path:
@@ -58,35 +64,49 @@ def cache_dir() -> Path:
 
 
 def summarize(
-    parts: ParquetParts, columns: list[str], key: int, threshold: int, center: bool = True, now: dict | None = None
+    parts: ParquetParts,
+    columns: list[str],
+    key: int,
+    threshold: int,
+    center: bool = True,
+    now: dict | None = None,
+    row_cache: bool = False,
 ) -> Summary:
     """The pass, or its cached result (columns: the features, then the target; now: the parts' fingerprint,
-    if the caller has it)."""
+    if the caller has it). row_cache: the pass also writes the row cache (linreg.row_cache), where there is
+    room and one process reads every group; a pass cached without it is followed by a read for it."""
     identity = json.dumps([VERSION, os.path.abspath(parts.source), columns, key, threshold, center])
     path = cache_dir() / f"summary-{hashlib.sha256(identity.encode()).hexdigest()[:24]}.json"
     now = parts.fingerprint() if now is None else now
     digest = hashlib.sha256(json.dumps(now, sort_keys=True).encode()).hexdigest()[:16]  # the files as they are
     heldout = path.with_name(f"{path.stem.replace('summary-', 'heldout-')}-{digest}") if threshold else None
+    rows = path.with_name(f"{path.stem.replace('summary-', 'rows-')}-{digest}.f64") if row_cache else None
+    rank, world = launched_ranks()
     if path.exists():
         try:
             cached = json.loads(path.read_text())
             difference = changed(cached["fingerprint"], now)
             if difference is None:
-                return replace(from_json(cached), heldout=heldout)
+                if rows is not None and world == 1 and RowCache.open(rows, parts.num_rows, len(columns)) is None:
+                    writer = row_cache_writer(rows, parts.num_rows, len(columns))
+                    if writer is not None:
+                        write_row_cache(parts, columns, writer)
+                return replace(from_json(cached), heldout=heldout, rows=rows)
             warnings.warn(f"{parts.source} changed since its cached pass ({difference}): read again", stacklevel=2)
         except (ValueError, KeyError):  # a damaged cache file is made again
             pass
-    rank, world = launched_ranks()
     if world > 1:  # every process of an external launcher at once: each reads its share, all merge all
         summary = shared_pass(parts, columns, key, threshold, center, path, now, rank, world, heldout)
     else:
         every = range(len(parts.groups))
-        summary = combine(*group_pass(parts, columns, key, threshold, center, every, heldout), center)
+        writer = row_cache_writer(rows, parts.num_rows, len(columns)) if rows is not None else None
+        with writer or nullcontext():
+            summary = combine(*group_pass(parts, columns, key, threshold, center, every, heldout, writer), center)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(f".{os.getpid()}.tmp")
     temporary.write_text(json.dumps(to_json(summary) | {"fingerprint": now}))
     os.replace(temporary, path)  # whole or not at all, also with parallel runs writing the same one
-    return replace(summary, heldout=heldout)
+    return replace(summary, heldout=heldout, rows=rows)
 
 
 def launched_ranks() -> tuple[int, int]:
@@ -116,14 +136,18 @@ def gram_for(parts: ParquetParts, columns: list[str], center: bool) -> ExactGram
     return ExactGram(exponents[:d] + ([1] if center else []) + exponents[d:], middle, spread, bias=center)
 
 
-def group_pass(parts, columns, key, threshold, center, groups, heldout: Path | None = None) -> tuple[dict, ExactGram]:
+def group_pass(
+    parts, columns, key, threshold, center, groups, heldout: Path | None = None, cache: RowCacheWriter | None = None
+) -> tuple[dict, ExactGram]:
     """Over these groups: {group: (training rows, held-out rows, the training rows' mean, their sum of
     squared deviations)}, and the ExactGram of the training rows; each group's held-out rows, as read, into
-    `heldout` (a folder) if given."""
+    `heldout` (a folder) if given, and every row, as read, to `cache` (a row cache, the groups in order)."""
     d, gram, statistics = len(columns) - 1, gram_for(parts, columns, center), {}
     for g in groups:
         group = parts.groups[g]
         table = parts.read_group(g, columns)  # (rows, d + 1)
+        if cache is not None:
+            cache.write(table)
         training, held = split_rows(group, key, threshold)
         if heldout is not None and len(held):
             write_heldout(heldout / f"group-{g:09d}.parquet", columns, table[held - group.start])

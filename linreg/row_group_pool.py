@@ -5,6 +5,7 @@
     X, y = stream[rows]               # the global rows (n,), standardized: (n, d), (n, 1); one gather
 
 The sampler (linreg.file_stream.RowGroupSampler) says which groups to read and when; this file holds them.
+A group is read from the row cache (linreg.row_cache) when the stream has one, else from the files.
 A gather that needs a group the reading thread has not started reads it itself rather than idle (`wait`).
 The reading thread runs numpy, not torch, at the lowest CPU priority (`lowest_priority`): training's
 speed comes first, and docs/performance.md measures why. linreg-train also leaves it a core of its own
@@ -39,8 +40,11 @@ class RowGroupStream(Dataset):
     reach it, and the groups before it are still to be gathered from.
     """
 
-    def __init__(self, parts: ParquetParts, columns: list[str], mean, std, device, dtype, capacity: int = 4) -> None:
+    def __init__(
+        self, parts: ParquetParts, columns: list[str], mean, std, device, dtype, capacity: int = 4, rows=None
+    ) -> None:
         self.parts, self.columns, self.device, self.dtype = parts, columns, torch.device(device), dtype
+        self.rows = rows  # the parts' row cache (linreg.row_cache.RowCache): read rather than the files, if given
         self.center = torch.cat([mean.double(), torch.zeros(1, dtype=torch.float64)])  # the target: unchanged
         self.scale = torch.cat([std.double(), torch.ones(1, dtype=torch.float64)])
         self.capacity, self.width = capacity, max(g.rows for g in parts.groups)  # slots, and rows per slot
@@ -65,6 +69,12 @@ class RowGroupStream(Dataset):
         rows = slice(slot * self.width, slot * self.width + self.parts.groups[g].rows)
         features, target = self.columns[:-1], self.columns[-1:]
         try:
+            if self.rows is not None:  # the same bits as read_group's (linreg.row_cache)
+                X, y = (pool[rows] if self.device.type == "cpu" else pool[rows].cpu() for pool in self.pool)
+                self.rows.read_into(self.parts.groups[g].start, X.numpy(), y.numpy(), self.center, self.scale, buffers)
+                if self.device.type != "cpu":
+                    self.pool[0][rows], self.pool[1][rows] = X.to(self.device), y.to(self.device)
+                return
             for pool, names, at in ((self.pool[0], features, slice(0, -1)), (self.pool[1], target, slice(-1, None))):
                 center, scale = self.center[at], self.scale[at]
                 if self.device.type == "cpu":  # straight into the pool: no torch op on this thread (read_group)

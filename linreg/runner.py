@@ -69,7 +69,9 @@ def build(
         )
         args.streaming = args.streaming or beyond_budget(args)
         if args.streaming:  # a CSV file is converted to Parquet once; the checkpoint fingerprints the user's file
-            datamodule = StreamedFileData(streamed_path(args), *file[1:], **options, source=args.data)
+            datamodule = StreamedFileData(
+                streamed_path(args), *file[1:], **options, source=args.data, row_cache=not args.no_row_cache
+            )
         else:
             datamodule = FileData(*file, **options)
     else:

@@ -9,7 +9,9 @@ in its units, `to_data_units` and the checkpoint's standardization as there. Wha
   --num-val, of them), not by a permutation of all rows, which would have to be held;
 - the evaluation after each epoch is the held-out rows alone (the training set is too large to evaluate
   every epoch), read from the pass's copy of them where it is whole; the closed form comes from the
-  pass's exact sums, not from a training set in memory.
+  pass's exact sums, not from a training set in memory;
+- each epoch reads the rows from the pass's row cache (linreg.row_cache) where it is whole, else from the
+  files: the same bits; row_cache=False (--no-row-cache) never writes nor reads one.
 """
 
 import contextlib
@@ -23,6 +25,7 @@ from linreg.file_stream import WINDOW_ROWS, HeldOutRows, InOrderRows, RowGroupSa
 from linreg.file_summary import summarize
 from linreg.parquet_files import checked_parquet_columns
 from linreg.parquet_parts import ParquetParts
+from linreg.row_cache import RowCache
 from linreg.row_group_pool import RowGroupStream, stream_capacity
 from linreg.sampler import derive_seed
 
@@ -46,6 +49,7 @@ class StreamedFileRegressionDataModule(StandardizedFile, RegressionDataModule):
         center: bool = True,
         window_rows: int = WINDOW_ROWS,
         source: str | None = None,
+        row_cache: bool = True,
     ) -> None:
         super().__init__()
         self.parts = ParquetParts.open(path)
@@ -60,7 +64,7 @@ class StreamedFileRegressionDataModule(StandardizedFile, RegressionDataModule):
         self.key, self.threshold = derive_seed(seed, SPLIT_STREAM), round(fraction * 2**32)
         self.columns = [*features, target]
         read = self.parts.fingerprint()  # of the parts as read now: the pass's cache is keyed by it
-        self.summary = summarize(self.parts, self.columns, self.key, self.threshold, center, read)
+        self.summary = summarize(self.parts, self.columns, self.key, self.threshold, center, read, row_cache)
         self.mean, self.std = self.summary.mean, self.summary.std
         self.num_train, self.num_val = int(self.summary.train_counts.sum()), int(self.summary.val_counts.sum())
         if self.num_train < 2:
@@ -73,10 +77,12 @@ class StreamedFileRegressionDataModule(StandardizedFile, RegressionDataModule):
     def setup(self, stage: str) -> None:
         if self.train_stream is None:
             capacity = stream_capacity(self.parts, self.hparams.window_rows)
+            rows = RowCache.open(self.summary.rows, self.parts.num_rows, len(self.columns))  # None: read the files
             self.train_stream = RowGroupStream(self.parts, self.columns, self.mean, self.std, self.root_device(),
-                                               self.data_dtype(), capacity)  # fmt: skip
-            self.val_stream = RowGroupStream(self.heldout_copy() or self.parts, self.columns, self.mean, self.std,
-                                             self.root_device(), self.data_dtype(), capacity=4)  # fmt: skip
+                                               self.data_dtype(), capacity, rows)  # fmt: skip
+            copy = self.heldout_copy()
+            self.val_stream = RowGroupStream(copy or self.parts, self.columns, self.mean, self.std, self.root_device(),
+                                             self.data_dtype(), 4, None if copy else rows)  # fmt: skip
 
     def heldout_copy(self) -> ParquetParts | None:
         """The pass's copy of the held-out rows (linreg.file_summary), if it is whole: their rows alone,

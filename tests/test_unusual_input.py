@@ -52,6 +52,7 @@ def test_a_flag_for_lightnings_trainer_is_checked_before_any_folder(tmp_path, ca
     [
         (["--target", "price"], "--target"),  # picks a file's column, without a file
         (["--features", "area"], "--features"),
+        (["--no-row-cache"], "--no-row-cache"),  # a streamed file's, without a file
         (["--data", "HOUSES", "--target", "price", "--num-examples", "5"], "--num-examples"),
         (["--data", "HOUSES", "--target", "price", "--true-w", "1", "2"], "--true-w"),
     ],

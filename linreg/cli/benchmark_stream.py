@@ -4,12 +4,15 @@ Writes folders of Parquet parts (float64 N(0, 1) features, 250,000-row parts of 
 a temporary folder, then, medians of --repeats rounds (each round runs every configuration in turn, so
 that the machine's drift falls on streamed and in-memory runs alike):
 - peak RSS of `linreg-train --data F --target y --streaming` for one epoch at batch 1000, at 1M and 4M
-  rows × 30 and above a 1000-row run, against the float64 data, and the same in memory;
+  rows × 30 and above a 1000-row run, against the float64 data; the same with --no-row-cache (the
+  Parquet files decoded in the epoch), and in memory;
 - the fit's seconds (summary.json's fit_seconds: the epoch, and for the in-memory run its evaluation
-  of every row) streamed against in memory, at 1M × 30 and 1M × 100;
+  of every row) streamed, from the row cache and from the files, against in memory, at 1M × 30 and
+  1M × 100;
 - the reader alone (linreg.parquet_parts.read_group into float32 rows, standardized, as a stream reads
   each group into its slot), and its decoding alone (the memory-mapped blocks of columns it decodes),
   against pyarrow's own ParquetFile.read_row_group of the same groups (the fastest of --repeats each);
+  and a stream's read of the same rows from the row cache (linreg.row_cache), from the page cache;
 - the row groups read in an epoch by 2 processes, simulated in one (RowGroupSampler and RowGroupStream
   per rank), against the groups there are.
 """
@@ -42,18 +45,22 @@ def write_parts(folder: str, rows: int, features: int, part_rows: int = 250_000)
     return folder
 
 
-def train(folder: str, logdir: str, streaming: bool) -> tuple[float, float, float]:
-    """(seconds, peak MiB, fit seconds) of one linreg-train process, its pass cached beforehand."""
+PATHS = {"streamed": ["--streaming"], "no cache": ["--streaming", "--no-row-cache"], "in memory": []}
+
+
+def train(folder: str, logdir: str, path: str) -> tuple[float, float, float]:
+    """(seconds, peak MiB, fit seconds) of one linreg-train process (a key of PATHS), its pass cached."""
     cmd = [sys.executable, "-m", "linreg.cli.train", "--data", folder, "--target", "y", "--batch-size", "1000",
            "--max-epochs", "1", "--num-val", "0", "--closed-form", "never", "--logdir", logdir]  # fmt: skip
-    seconds, peak = peak_run([*cmd, "--streaming"] if streaming else cmd)
+    seconds, peak = peak_run([*cmd, *PATHS[path]])
     newest = max(Path(logdir).iterdir(), key=lambda p: int(p.name.split("_")[1]))
     return seconds, peak, json.loads((newest / "summary.json").read_text())["fit_seconds"]
 
 
-def reader(folder: str, repeats: int) -> tuple[float, float, float]:
+def reader(folder: str, repeats: int) -> tuple[float, float, float, float]:
     """Seconds to read every group: pyarrow's read_row_group, the stream's whole read (into float32 rows,
-    standardized), and its decoding alone (the memory-mapped blocks of columns read_group decodes)."""
+    standardized), its decoding alone (the memory-mapped blocks of columns read_group decodes), and the
+    stream's read of the rows from the row cache that `train` left."""
     import numpy as np
     import pyarrow.parquet as pq
     import torch
@@ -67,7 +74,14 @@ def reader(folder: str, repeats: int) -> tuple[float, float, float]:
         torch.ones(len(parts.names), dtype=torch.float64),
     )
     slot = np.empty((max(g.rows for g in parts.groups), len(parts.names)), dtype=np.float32)  # a pool's slot
-    arrow, ours, decoding, buffers = [], [], [], ReadBuffers()
+    from linreg.row_cache import RowCache
+    from linreg.streamed_file_data import StreamedFileRegressionDataModule
+
+    dm = StreamedFileRegressionDataModule(folder, "y", num_val=0, batch_size=1000)  # the pass, cached by `train`
+    rows = RowCache.open(dm.summary.rows, parts.num_rows, len(dm.columns))  # columns: x0, x1, ..., y as parts'
+    if rows is None:
+        sys.exit(f"{folder}: no row cache")
+    arrow, ours, decoding, cached, buffers = [], [], [], [], ReadBuffers()
     for _ in range(repeats):
         start = time.perf_counter()
         for g in parts.groups:
@@ -85,7 +99,13 @@ def reader(folder: str, repeats: int) -> tuple[float, float, float]:
                 for j in range(0, len(parts.names), step):
                     read(parts.names[j : j + step])
         decoding.append(time.perf_counter() - start)
-    return min(arrow), min(ours), min(decoding)
+        start = time.perf_counter()
+        for group in parts.groups:
+            X = slot[: group.rows, :-1]  # a pool keeps X and y apart: each contiguous
+            rows.read_into(group.start, X, slot[: group.rows, -1:], center, scale, buffers)
+        cached.append(time.perf_counter() - start)
+    buffers.close()
+    return min(arrow), min(ours), min(decoding), min(cached)
 
 
 def group_reads(folder: str, world_size: int) -> tuple[int, int]:
@@ -120,33 +140,32 @@ def measure(repeats: int) -> None:
             call = f"write_parts({folders[name]!r}, {rows}, {features})"
             code = f"from linreg.cli.benchmark_stream import write_parts; {call}"
             peak_run([sys.executable, "-c", code])
-        for name in folders:  # the pass before training, cached: not what is measured here
-            train(folders[name], f"{root}/logs", streaming=True)
-        keys = [
-            (name, streaming) for name in folders for streaming in (True, False) if (name, streaming) != ("4m", False)
-        ]
+        for name in folders:  # the pass before training, and the row cache, cached: not what is measured here
+            train(folders[name], f"{root}/logs", "streamed")
+        keys = [(name, path) for name in folders for path in PATHS if name != "4m" or path == "streamed"]
         runs = {key: [] for key in keys}
-        for _ in range(repeats):  # round after round, each path in turn: the machine's drift falls on both alike
-            for name, streaming in keys:
-                runs[(name, streaming)].append(train(folders[name], f"{root}/logs", streaming))
+        for _ in range(repeats):  # round after round, each path in turn: the machine's drift falls on all alike
+            for name, path in keys:
+                runs[(name, path)].append(train(folders[name], f"{root}/logs", path))
         print(f"streamed Parquet, medians of {repeats} rounds; 250,000-row parts of 65,536-row groups, float64")
-        print(f"{'data':>14} {'path':>10} {'seconds':>8} {'peak MiB':>9} {'above tiny':>11} {'x data':>7} {'fit s':>6}")
-        for (name, streaming), rs in runs.items():
+        print(f"{'data':>15} {'path':>10} {'seconds':>8} {'peak MiB':>9} {'above tiny':>11} {'x data':>7} {'fit s':>6}")
+        for (name, path), rs in runs.items():
             rows, features = SIZES[name]
             seconds, peak, fit = (statistics.median(r[i] for r in rs) for i in range(3))
-            tiny = statistics.median(r[1] for r in runs[("tiny", streaming)])
+            tiny = statistics.median(r[1] for r in runs[("tiny", path)])
             data = rows * (features + 1) * 8 / 2**20
-            label = f"{rows:,} x {features}"
-            path = "streamed" if streaming else "in memory"
-            line = f"{label:>14} {path:>10} {seconds:>8.2f} {peak:>9.0f} {peak - tiny:>11.0f}"
+            line = f"{f'{rows:,} x {features}':>15} {path:>10} {seconds:>8.2f} {peak:>9.0f} {peak - tiny:>11.0f}"
             print(f"{line} {(peak - tiny) / data:>7.2f} {fit:>6.2f}")
         print()
         for name in ("1m", "1m100"):
-            fit = {s: statistics.median(r[2] for r in runs[(name, s)]) for s in (True, False)}
-            print(f"{name}: a streamed epoch's fit costs {fit[True] / fit[False]:.2f} x the in-memory one's")
+            fit = {path: statistics.median(r[2] for r in runs[(name, path)]) for path in PATHS}
+            ratios = (f"{fit[path] / fit['in memory']:.2f} x" for path in ("streamed", "no cache"))
+            print(f"{name}: a streamed epoch's fit costs {next(ratios)} the in-memory one's ({next(ratios)} without "
+                  "the row cache)")  # fmt: skip
         for name in ("1m", "1m100"):
-            arrow, ours, decoding = reader(folders[name], repeats)
+            arrow, ours, decoding, cached = reader(folders[name], repeats)
             seconds = f"({ours:.3f} s vs {arrow:.3f} s; its decoding alone {arrow / decoding:.2f}, {decoding:.3f} s)"
             print(f"{name}: the reader runs at {arrow / ours:.2f} of pyarrow's read_row_group {seconds}")
+            print(f"{name}: the stream reads the row cache at {arrow / cached:.2f} x that ({cached:.3f} s)")
         reads, groups = group_reads(folders["1m"], 2)
         print(f"1m: 2 processes read {reads} row groups in an epoch, {reads / groups:.2f} x the {groups} there are")

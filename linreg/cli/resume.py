@@ -24,7 +24,7 @@ from linreg.run_folders import launching_process
 # Anything else (data, model, lr, batch size, seed, steps per execution, ...) would make it another run.
 SAFE_TO_CHANGE = {
     "max_epochs", "max_steps", "log_every_n_steps", "checkpoint_every_n_steps", "checkpoint_every_seconds",
-    "accelerator", "devices", "strategy", "num_nodes", "logdir", "closed_form", "verbose",
+    "accelerator", "devices", "strategy", "num_nodes", "logdir", "closed_form", "verbose", "no_row_cache",
 }  # fmt: skip
 
 

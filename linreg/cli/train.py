@@ -100,6 +100,8 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     g.add_argument("--data", metavar="PATH", help="train on this CSV or Parquet data instead of synthetic data")
     g.add_argument("--memory-budget", type=finite, default=None, metavar="GB",
                    help="Parquet data that would take more in memory is streamed (default: half the RAM)")  # fmt: skip
+    g.add_argument("--no-row-cache", action="store_true",
+                   help="streamed: decode the files each epoch, not the pass's copy as rows (8 B a cell)")  # fmt: skip
     g.add_argument("--target", metavar="COLUMN", help="the column to predict (required with --data)")
     g.add_argument("--features", metavar="COLUMN", nargs="+", help="the input columns (default: all but the target)")
     g.add_argument("--val-fraction", type=finite, default=0.2, help="rows held out without --num-val (0.2)")
@@ -195,7 +197,7 @@ def check(args: argparse.Namespace) -> None:
 # of data they would be ignored, and recorded in hparams as if used.
 SYNTHETIC_ONLY = ("num_examples", "true_w", "true_b", "num_features", "noise", "sort_by_label", "outliers",
                   "outlier_scale")  # fmt: skip
-FILE_ONLY = ("target", "features", "val_fraction", "memory_budget")
+FILE_ONLY = ("target", "features", "val_fraction", "memory_budget", "no_row_cache")
 SCHEDULE_ONLY = {"lr_step_size": "step", "lr_gamma": "step", "power_t": "invscaling"}  # the schedule each shapes
 
 
@@ -208,7 +210,7 @@ def no_ignored_flags(args: argparse.Namespace, explicit: argparse.Namespace) -> 
     given = [name for name in (FILE_ONLY if args.data is None else SYNTHETIC_ONLY) if name in vars(explicit)]
     if given:
         flag = "--" + given[0].replace("_", "-")
-        why = "picks a --data file's columns" if args.data is None else "describes synthetic data, not a --data file"
+        why = "applies to --data only" if args.data is None else "describes synthetic data, not a --data file"
         raise UsageError(f"{flag} {why}: it would be ignored; leave it out")
 
 

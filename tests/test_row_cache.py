@@ -1,0 +1,109 @@
+"""The row cache (linreg.row_cache): the pass's row-major copy of streamed Parquet parts, read every epoch
+instead of the files. The same bits as the files' read; written whole or not at all; replaced when a file
+changes; skipped, in one line, where the disk has no room."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import linreg.row_cache
+from linreg.file_summary import summarize
+from linreg.parquet_parts import ParquetParts
+from linreg.read_buffers import ReadBuffers
+from linreg.row_cache import RowCache
+from tests.conftest import command
+from tests.test_parquet_parts import write_parts
+
+train = command("train")
+COLUMNS = ["a", "b", "c", "y"]
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LINREG_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def row_caches(folder) -> list:
+    return sorted(p.name for p in folder.glob("rows-*.f64")) if folder.exists() else []
+
+
+def test_a_group_read_from_the_row_cache_is_the_same_bits_as_from_the_files(tmp_path):
+    # catches: the standardization done in float32 or rounded twice, a wrong row offset (a group's rows
+    # from another group), the target standardized like a feature, X and y taken from the wrong columns
+    write_parts(tmp_path / "data", sizes=(1000, 700, 313), row_group_size=300)  # unequal groups and files
+    parts = ParquetParts.open(tmp_path / "data")
+    summary = summarize(parts, COLUMNS, key=1, threshold=0, row_cache=True)
+    cache = RowCache.open(summary.rows, parts.num_rows, len(COLUMNS))
+    assert cache is not None and summary.rows.stat().st_size == parts.num_rows * 4 * 8
+    center = torch.cat([summary.mean, torch.zeros(1, dtype=torch.float64)])
+    scale = torch.cat([summary.std, torch.ones(1, dtype=torch.float64)])
+    linreg.row_cache.CHUNK_BYTES = 8 * 4 * 128  # chunks of 128 rows: several per group, a short last one
+    try:
+        for dtype in (np.float32, np.float64):
+            for g, group in enumerate(parts.groups):
+                X, y = np.empty((group.rows, 3), dtype), np.empty((group.rows, 1), dtype)
+                cache.read_into(group.start, X, y, center, scale, ReadBuffers())
+                files = parts.read_group(g, COLUMNS, torch.from_numpy(X).dtype, center, scale).numpy()
+                assert np.array_equal(X, files[:, :3]) and np.array_equal(y, files[:, 3:])
+    finally:
+        linreg.row_cache.CHUNK_BYTES = 1 << 21
+
+
+def test_training_from_the_row_cache_ends_where_training_from_the_files_does(tmp_path, cache, capsys):
+    write_parts(tmp_path / "data")
+    args = ["--data", str(tmp_path / "data"), "--target", "y", "--features", "a", "b", "c", "--streaming",
+            "--batch-size", "10", "--max-epochs", "2"]  # fmt: skip
+    files = train.run([*args, "--no-row-cache", "--logdir", str(tmp_path / "a")])
+    assert row_caches(cache) == []  # --no-row-cache: none written
+    rows = train.run([*args, "--logdir", str(tmp_path / "b")])  # the pass is cached: the rows read for the cache
+    assert len(row_caches(cache)) == 1
+    a, b = (json.loads((run / "summary.json").read_text()) for run in (files, rows))
+    assert (a["w"], a["b"], a["val_loss"]) == (b["w"], b["b"], b["val_loss"])
+
+
+def test_the_row_cache_is_replaced_when_a_file_changes_and_written_again_when_removed(tmp_path, cache):
+    write_parts(tmp_path / "data")
+    parts = ParquetParts.open(tmp_path / "data")
+    first = summarize(parts, COLUMNS, key=1, threshold=0, row_cache=True).rows
+    written = first.stat().st_mtime_ns
+    assert summarize(parts, COLUMNS, key=1, threshold=0, row_cache=True).rows == first
+    assert first.stat().st_mtime_ns == written  # cached: not written again
+    write_parts(tmp_path / "data", seed=1)  # the same sizes, other values
+    with pytest.warns(UserWarning, match="changed since its cached pass"):
+        second = summarize(ParquetParts.open(tmp_path / "data"), COLUMNS, key=1, threshold=0, row_cache=True).rows
+    assert second != first and row_caches(cache) == [second.name]  # the stale copy removed, not kept on disk
+    parts = ParquetParts.open(tmp_path / "data")
+    cells = np.fromfile(second).reshape(-1, 4)
+    assert np.array_equal(
+        cells[:, 3], np.concatenate([parts.read_group(g, ["y"])[:, 0] for g in range(len(parts.groups))])
+    )
+    second.unlink()
+    summarize(parts, COLUMNS, key=1, threshold=0, row_cache=True)  # the pass cached, its row cache gone
+    assert np.array_equal(np.fromfile(second).reshape(-1, 4), cells)
+    assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]  # every copy renamed into place whole
+
+
+def test_a_row_cache_left_partial_is_never_read(tmp_path, cache):
+    # a run killed while writing leaves its temporary name; one cut short under the cache's own name (a
+    # disk that filled) is not the size of the rows. Catches: reading whatever file has the name
+    write_parts(tmp_path / "data")
+    parts = ParquetParts.open(tmp_path / "data")
+    rows = summarize(parts, COLUMNS, key=1, threshold=0, row_cache=True).rows
+    os.truncate(rows, rows.stat().st_size - 8)
+    assert RowCache.open(rows, parts.num_rows, 4) is None
+
+
+def test_no_room_for_the_row_cache_is_one_line_and_the_stream_reads_the_files(tmp_path, cache, capsys, monkeypatch):
+    write_parts(tmp_path / "data")
+    monkeypatch.setattr(linreg.row_cache, "MARGIN", 1 << 62)  # no disk has this much to spare
+    args = ["--data", str(tmp_path / "data"), "--target", "y", "--features", "a", "b", "c", "--streaming",
+            "--batch-size", "10", "--max-epochs", "1", "--logdir", str(tmp_path / "runs")]  # fmt: skip
+    train.main(args)  # as the command runs: its warnings shown as one line each
+    stderr = capsys.readouterr().err
+    lines = [line for line in stderr.splitlines() if "row cache" in line]
+    assert len(lines) == 1 and "no room for a row cache" in lines[0] and "Traceback" not in stderr, stderr
+    assert row_caches(cache) == []
