@@ -14,7 +14,8 @@ cell is (x − mean) / std in float64, rounded once into the training dtype, as 
 It costs disk, 8 bytes per cell (about the size of the Parquet files of random float64 data; more where
 they compress well): it is written only where the cache folder keeps room for it and a margin
 (`room_for`), and never by the processes of a shared pass (each reads a share). A cache of other files or
-columns is another name; one of these files before they changed is removed when the new one is written.
+columns is another name; one of these files before they changed is removed when the new one is written,
+and so is the temporary copy of a run killed while writing one.
 """
 
 import os
@@ -46,6 +47,10 @@ class RowCacheWriter:
         self.file = None
 
     def __enter__(self) -> "RowCacheWriter":
+        for left in self.path.parent.glob(f".{self.path.name.rsplit('-', 1)[0]}-*.f64.*.tmp"):
+            pid = left.suffixes[-2][1:]
+            if pid.isdigit() and not alive(int(pid)):  # a run killed while writing: gigabytes nobody renames
+                left.unlink(missing_ok=True)
         self.file = open(self.temporary, "wb")  # closed in __exit__
         return self
 
@@ -65,34 +70,58 @@ class RowCacheWriter:
 
 
 class RowCache:
-    """A whole row cache (the module docstring), read with pread on a descriptor of each read's own: a
-    stream's reading thread and its training thread (which reads a group itself rather than wait) may
-    read at once, and nothing stays open."""
+    """A whole row cache (the module docstring), read with pread: no file position is shared, so a stream's
+    reading thread and its training thread (which reads a group itself rather than wait) may read at once.
+    The file stays open while the cache is in use: one removed meanwhile (a cleared cache) is still read."""
 
-    def __init__(self, path: Path, width: int) -> None:
-        self.path, self.width = path, width
+    def __init__(self, path: Path, width: int, fd: int | None = None) -> None:
+        self.path, self.width, self.fd = path, width, fd
 
     @classmethod
     def open(cls, path: Path | None, rows: int, width: int) -> "RowCache | None":
         try:
-            return cls(path, width) if path is not None and path.stat().st_size == rows * width * 8 else None
-        except OSError:  # removed since the pass: the stream reads the files
+            fd = os.open(path, os.O_RDONLY) if path is not None else None
+        except OSError:  # not written (no room, a shared pass), or removed since: the stream reads the files
             return None
+        if fd is None or os.fstat(fd).st_size != rows * width * 8:  # another size: not this data's, whole
+            if fd is not None:
+                os.close(fd)
+            return None
+        return cls(path, width, fd)
+
+    def __getstate__(self) -> dict:  # a copy in another process (a spawned one) opens the file itself
+        return self.__dict__ | {"fd": None}
+
+    def __del__(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
 
     def read_into(self, start: int, X: np.ndarray, y: np.ndarray, center, scale, buffers: ReadBuffers) -> None:
         """Rows [start, start + len(X)) standardized into X (n, width - 1) and y (n, 1), both in the training
         dtype: (cells - center) / scale in float64 ((width,) tensors; the target's 0 and 1), rounded once."""
+        if self.fd is None:
+            self.fd = os.open(self.path, os.O_RDONLY)
         d, step = self.width - 1, max(1, CHUNK_BYTES // (8 * self.width))
         center, scale = center.numpy(), scale.numpy()
         flat = buffers.get("rows", (1, step * self.width), np.float64)[0]  # contiguous whatever it held before
-        with open(self.path, "rb", buffering=0) as file:
-            for first in range(0, len(X), step):
-                n = min(step, len(X) - first)
-                cells = flat[: n * self.width].reshape(n, self.width)  # (n, width), as read
-                read_exactly(file.fileno(), memoryview(cells).cast("B"), (start + first) * self.width * 8)
-                np.subtract(cells, center, out=cells)
-                np.divide(cells[:, :d], scale[:d], out=X[first : first + n], casting="unsafe")
-                np.divide(cells[:, d:], scale[d:], out=y[first : first + n], casting="unsafe")
+        for first in range(0, len(X), step):
+            n = min(step, len(X) - first)
+            cells = flat[: n * self.width].reshape(n, self.width)  # (n, width), as read
+            read_exactly(self.fd, memoryview(cells).cast("B"), (start + first) * self.width * 8)
+            np.subtract(cells, center, out=cells)
+            np.divide(cells[:, :d], scale[:d], out=X[first : first + n], casting="unsafe")
+            np.divide(cells[:, d:], scale[d:], out=y[first : first + n], casting="unsafe")
+
+
+def alive(pid: int) -> bool:
+    """Whether a process of this id runs (it may be another process that took the id since: then alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's
+        return True
+    return True
 
 
 def read_exactly(fd: int, into: memoryview, offset: int) -> None:

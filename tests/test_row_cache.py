@@ -4,6 +4,9 @@ changes; skipped, in one line, where the disk has no room."""
 
 import json
 import os
+import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -107,3 +110,30 @@ def test_no_room_for_the_row_cache_is_one_line_and_the_stream_reads_the_files(tm
     lines = [line for line in stderr.splitlines() if "row cache" in line]
     assert len(lines) == 1 and "no room for a row cache" in lines[0] and "Traceback" not in stderr, stderr
     assert row_caches(cache) == []
+
+
+def test_a_cache_left_by_a_killed_run_is_removed_and_one_in_use_is_read_after_it_is_cleared(tmp_path, cache):
+    # catches: temporary copies of killed runs left on disk for good (gigabytes each), a live run's copy
+    # removed under it, a stream that fails when the cache folder is cleared while it trains, and a copy
+    # sent to a spawned process that reads through a descriptor it does not have
+    write_parts(tmp_path / "data")
+    parts = ParquetParts.open(tmp_path / "data")
+    rows = summarize(parts, COLUMNS, key=1, threshold=0, row_cache=True).rows
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed, running = (rows.with_name(f".{rows.name}.{pid}.tmp") for pid in (int(dead.stdout), os.getppid()))
+    killed.write_bytes(b"partial"), running.write_bytes(b"being written")
+    rows.unlink()
+    summarize(parts, COLUMNS, key=1, threshold=0, row_cache=True)  # the row cache written again
+    assert not killed.exists() and running.exists()
+    center, scale = torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64)
+    first_rows = parts.read_group(0, COLUMNS)[:5].numpy()
+
+    def read(row_cache) -> np.ndarray:
+        X, y = np.empty((5, 3)), np.empty((5, 1))
+        row_cache.read_into(0, X, y, center, scale, ReadBuffers())
+        return np.concatenate([X, y], axis=1)
+
+    in_use = RowCache.open(rows, parts.num_rows, 4)
+    assert np.array_equal(read(pickle.loads(pickle.dumps(in_use))), first_rows)  # a spawned process's copy
+    rows.unlink()  # the cache cleared while a run reads it
+    assert np.array_equal(read(in_use), first_rows)
