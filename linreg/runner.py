@@ -20,7 +20,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, Timer
 from lightning.pytorch.utilities import rank_zero_only
 
 from linreg.book_report import BookReport, conditioning, losses_line
@@ -124,6 +124,7 @@ def build(
                 *bar,
                 step_checkpoint,  # last-step.ckpt every N steps, S seconds, and on a stop signal: exact resumes
                 *early_stopping_callbacks(args.early_stopping),  # and the best model by val/loss
+                Timer(),  # no limit: the training's own seconds, without setup, for summary.json
             ],
             plugins=[AtomicCheckpointIO()],  # a checkpoint is whole or is the previous one, whatever happens
             log_every_n_steps=args.log_every_n_steps,
@@ -217,7 +218,9 @@ def train_and_report(args: argparse.Namespace, checkpoint: dict | None, datamodu
         return run_dir
 
     solution = next(c for c in trainer.callbacks if isinstance(c, BookReport)).solution
-    summary = run_summary(trainer, model, datamodule, run_dir, fit_seconds, vars(args), solution)
+    summary = run_summary(
+        trainer, model, datamodule, run_dir, fit_seconds, vars(args), solution, train_seconds(trainer)
+    )
     # last.ckpt: resume or predict from it; none for a diverged run, whose parameters are no model
     summary["checkpoint"] = None if diverged else trainer.checkpoint_callback.last_model_path
     best = best_checkpoint(trainer)  # --early-stopping: the model of the best val/loss
@@ -240,10 +243,21 @@ def interrupted(trainer, model, datamodule, step_checkpoint: StepCheckpoint, fit
     how to resume, write summary.json, and exit 128 + the signal's number (130, 143) like a shell does."""
     run_dir = Path(trainer.log_dir)
     if trainer.is_global_zero:
-        summary = run_summary(trainer, model, datamodule, run_dir, fit_seconds, vars(args))
+        summary = run_summary(
+            trainer, model, datamodule, run_dir, fit_seconds, vars(args), None, train_seconds(trainer)
+        )
         step, path = step_checkpoint.stopped_at, step_checkpoint.path
         summary |= {"status": f"interrupted at step {step}", "checkpoint": str(path)}
         write_summary(summary, run_dir)
         name = signal.Signals(step_checkpoint.stopped_by).name
         print(f"{name}: stopped at step {step}; resume with: linreg-train --resume {path}")
     sys.exit(128 + step_checkpoint.stopped_by)
+
+
+def train_seconds(trainer: L.Trainer) -> float | None:
+    """Seconds from the start of training to its end in this run (Lightning's Timer): the epochs and the
+    evaluations after them, not the setup before (reading and standardizing data, the stream's pass); None
+    where training did not end."""
+    timer = next(c for c in trainer.callbacks if isinstance(c, Timer))
+    start, end = timer.start_time("train"), timer.end_time("train")
+    return None if start is None or end is None else end - start

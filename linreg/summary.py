@@ -2,8 +2,8 @@
 
     {"status": "ok" | "diverged at step N", "w": [...] | null, "b": ... | null, "feature_names": [...] | null,
      "true_w": [...] | null, "true_b": ... | null, "train_loss": ...,
-     "val_loss": ... | null, "epochs": 3, "global_step": 300, "fit_seconds": ..., "device": "cpu",
-     "run_dir": "lightning_logs/version_0", "hparams": {...every CLI flag...},
+     "val_loss": ... | null, "epochs": 3, "global_step": 300, "fit_seconds": ..., "train_seconds": ...,
+     "device": "cpu", "run_dir": "lightning_logs/version_0", "hparams": {...every CLI flag...},
      "closed_form": {"w": [...], "b": ..., "train_loss": ..., "method": ..., "digits": ...,
                      "excess_loss_sound": true} | null, "excess_loss": ... | null,
      "condition_number": ... | null, "max_stable_lr": ... | null, "rank": ... | null,
@@ -39,6 +39,7 @@ def run_summary(
     fit_seconds: float,
     hparams: dict[str, Any],
     solution: ClosedForm | None = None,
+    train_seconds: float | None = None,
 ) -> dict[str, Any]:
     metrics = trainer.callback_metrics
     true_w = getattr(datamodule, "true_w", None)
@@ -60,7 +61,8 @@ def run_summary(
         # Completed epochs, fractional when --max-steps stops mid-epoch (1.5 = one and a half epochs).
         "epochs": trainer.global_step / datamodule.sampler.steps,  # SGD updates per epoch
         "global_step": trainer.global_step,
-        "fit_seconds": fit_seconds,
+        "fit_seconds": fit_seconds,  # Trainer.fit's: its setup too
+        "train_seconds": train_seconds,  # the epochs and their evaluations alone (linreg.runner.train_seconds)
         "device": str(trainer.strategy.root_device),
         "run_dir": str(run_dir),
         "hparams": hparams,

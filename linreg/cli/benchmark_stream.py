@@ -6,9 +6,10 @@ that the machine's drift falls on streamed and in-memory runs alike):
 - peak RSS of `linreg-train --data F --target y --streaming` for one epoch at batch 1000, at 1M and 4M
   rows × 30 and above a 1000-row run, against the float64 data; the same with --no-row-cache (the
   Parquet files decoded in the epoch), and in memory;
-- the fit's seconds (summary.json's fit_seconds: the epoch, and for the in-memory run its evaluation
-  of every row) streamed, from the row cache and from the files, against in memory, at 1M × 30 and
-  1M × 100;
+- the epoch's seconds (summary.json's train_seconds: the epoch, and for the in-memory run its evaluation
+  of every row, without the setup before it) and the fit's (fit_seconds: with that setup, where the
+  in-memory path makes its standardized copy of the data), streamed, from the row cache and from the
+  files, against in memory, at 1M × 30 and 1M × 100;
 - the reader alone (linreg.parquet_parts.read_group into float32 rows, standardized, as a stream reads
   each group into its slot), and its decoding alone (the memory-mapped blocks of columns it decodes),
   against pyarrow's own ParquetFile.read_row_group of the same groups (the fastest of --repeats each);
@@ -48,13 +49,15 @@ def write_parts(folder: str, rows: int, features: int, part_rows: int = 250_000)
 PATHS = {"streamed": ["--streaming"], "no cache": ["--streaming", "--no-row-cache"], "in memory": []}
 
 
-def train(folder: str, logdir: str, path: str) -> tuple[float, float, float]:
-    """(seconds, peak MiB, fit seconds) of one linreg-train process (a key of PATHS), its pass cached."""
+def train(folder: str, logdir: str, path: str) -> tuple[float, float, float, float]:
+    """(seconds, peak MiB, fit seconds, epoch seconds) of one linreg-train process (a key of PATHS), its
+    pass cached."""
     cmd = [sys.executable, "-m", "linreg.cli.train", "--data", folder, "--target", "y", "--batch-size", "1000",
            "--max-epochs", "1", "--num-val", "0", "--closed-form", "never", "--logdir", logdir]  # fmt: skip
     seconds, peak = peak_run([*cmd, *PATHS[path]])
     newest = max(Path(logdir).iterdir(), key=lambda p: int(p.name.split("_")[1]))
-    return seconds, peak, json.loads((newest / "summary.json").read_text())["fit_seconds"]
+    summary = json.loads((newest / "summary.json").read_text())
+    return seconds, peak, summary["fit_seconds"], summary["train_seconds"]
 
 
 def reader(folder: str, repeats: int) -> tuple[float, float, float, float]:
@@ -148,20 +151,23 @@ def measure(repeats: int) -> None:
             for name, path in keys:
                 runs[(name, path)].append(train(folders[name], f"{root}/logs", path))
         print(f"streamed Parquet, medians of {repeats} rounds; 250,000-row parts of 65,536-row groups, float64")
-        print(f"{'data':>15} {'path':>10} {'seconds':>8} {'peak MiB':>9} {'above tiny':>11} {'x data':>7} {'fit s':>6}")
+        print(f"{'data':>15} {'path':>10} {'seconds':>8} {'peak MiB':>9} {'above tiny':>11} {'x data':>7} {'fit s':>6}"
+              f" {'epoch s':>8}")  # fmt: skip
         for (name, path), rs in runs.items():
             rows, features = SIZES[name]
-            seconds, peak, fit = (statistics.median(r[i] for r in rs) for i in range(3))
+            seconds, peak, fit, epoch = (statistics.median(r[i] for r in rs) for i in range(4))
             tiny = statistics.median(r[1] for r in runs[("tiny", path)])
             data = rows * (features + 1) * 8 / 2**20
             line = f"{f'{rows:,} x {features}':>15} {path:>10} {seconds:>8.2f} {peak:>9.0f} {peak - tiny:>11.0f}"
-            print(f"{line} {(peak - tiny) / data:>7.2f} {fit:>6.2f}")
+            print(f"{line} {(peak - tiny) / data:>7.2f} {fit:>6.2f} {epoch:>8.2f}")
         print()
         for name in ("1m", "1m100"):
-            fit = {path: statistics.median(r[2] for r in runs[(name, path)]) for path in PATHS}
-            ratios = (f"{fit[path] / fit['in memory']:.2f} x" for path in ("streamed", "no cache"))
-            print(f"{name}: a streamed epoch's fit costs {next(ratios)} the in-memory one's ({next(ratios)} without "
-                  "the row cache)")  # fmt: skip
+            for i, what in ((3, "epoch"), (2, "fit")):
+                s = {path: statistics.median(r[i] for r in runs[(name, path)]) for path in PATHS}
+                ratios = [f"{s[path] / s['in memory']:.2f} x" for path in ("streamed", "no cache")]
+                print(
+                    f"{name}: a streamed {what} costs {ratios[0]} the in-memory one ({ratios[1]} without the row cache)"
+                )
         for name in ("1m", "1m100"):
             arrow, ours, decoding, cached = reader(folders[name], repeats)
             seconds = f"({ours:.3f} s vs {arrow:.3f} s; its decoding alone {arrow / decoding:.2f}, {decoding:.3f} s)"
