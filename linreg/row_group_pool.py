@@ -70,9 +70,15 @@ class RowGroupStream(Dataset):
         features, target = self.columns[:-1], self.columns[-1:]
         try:
             if self.rows is not None:  # the same bits as read_group's (linreg.row_cache)
-                X, y = (pool[rows] if self.device.type == "cpu" else pool[rows].cpu() for pool in self.pool)
+                n, d = rows.stop - rows.start, len(features)
+                cpu = self.device.type == "cpu"  # else host rows, copied to the device after
+                X, y = (
+                    (self.pool[0][rows], self.pool[1][rows])
+                    if cpu
+                    else (torch.empty(n, k, dtype=self.dtype) for k in (d, 1))
+                )
                 self.rows.read_into(self.parts.groups[g].start, X.numpy(), y.numpy(), self.center, self.scale, buffers)
-                if self.device.type != "cpu":
+                if not cpu:
                     self.pool[0][rows], self.pool[1][rows] = X.to(self.device), y.to(self.device)
                 return
             for pool, names, at in ((self.pool[0], features, slice(0, -1)), (self.pool[1], target, slice(-1, None))):

@@ -70,3 +70,25 @@ def test_the_exact_closed_form_on_the_gpu_is_the_cpus_to_the_bit():
     cpu, gpu = closed_form(X, y, **options), closed_form(X.cuda(), y.cuda(), **options)
     assert gpu.method == cpu.method == "exact, refined"
     assert torch.equal(gpu.data_w, cpu.data_w) and torch.equal(gpu.data_b, cpu.data_b)  # the same exact integers
+
+
+def test_a_stream_fills_its_pool_on_the_gpu_with_the_same_rows_from_the_row_cache_as_from_the_files(
+    tmp_path, monkeypatch
+):
+    # the pool lives on the device; a group read from the row cache goes through host rows of its own
+    from linreg.file_summary import summarize
+    from linreg.parquet_parts import ParquetParts
+    from linreg.row_cache import RowCache
+    from linreg.row_group_pool import RowGroupStream
+    from tests.test_parquet_parts import write_parts
+
+    monkeypatch.setenv("LINREG_CACHE", str(tmp_path / "cache"))
+    write_parts(tmp_path / "data")
+    parts, columns = ParquetParts.open(tmp_path / "data"), ["a", "b", "c", "y"]
+    summary = summarize(parts, columns, key=1, threshold=0, row_cache=True)
+    cache = RowCache.open(summary.rows, parts.num_rows, len(columns))
+    streams = [RowGroupStream(parts, columns, summary.mean, summary.std, "cuda", torch.float32, 4, rows)
+               for rows in (None, cache)]  # fmt: skip
+    rows = torch.arange(parts.num_rows)
+    (X, y), (X_cached, y_cached) = (stream[rows] for stream in streams)
+    assert X.device.type == "cuda" and torch.equal(X, X_cached) and torch.equal(y, y_cached)
