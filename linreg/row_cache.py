@@ -18,6 +18,7 @@ columns is another name; one of these files before they changed is removed when 
 and so is the temporary copy of a run killed while writing one.
 """
 
+import contextlib
 import os
 import shutil
 import warnings
@@ -39,7 +40,8 @@ def room_for(folder: Path, size: int) -> bool:
 
 class RowCacheWriter:
     """Writes a row cache group after group, to a new name renamed into place when whole: a run killed
-    while writing, or runs writing the same cache at once, never leave a partial cache under its name."""
+    while writing, or runs writing the same cache at once, never leave a partial cache under its name. A
+    write that fails (a disk that filled meanwhile) abandons the cache in one warning line, not the run."""
 
     def __init__(self, path: Path, rows: int, width: int) -> None:
         self.path, self.size = path, rows * width * 8
@@ -51,15 +53,41 @@ class RowCacheWriter:
             pid = left.suffixes[-2][1:]
             if pid.isdigit() and not alive(int(pid)):  # a run killed while writing: gigabytes nobody renames
                 left.unlink(missing_ok=True)
-        self.file = open(self.temporary, "wb")  # closed in __exit__
+        try:
+            self.file = open(self.temporary, "wb")  # closed in __exit__
+        except OSError as e:
+            self.abandon(e)
         return self
 
     def write(self, table) -> None:
         """A group's columns (rows, width) float64 (a tensor or an array, any layout): written as rows."""
-        self.file.write(np.ascontiguousarray(np.asarray(table)).data)
+        if self.file is None:  # abandoned
+            return
+        try:
+            self.file.write(np.ascontiguousarray(np.asarray(table)).data)
+        except OSError as e:
+            self.abandon(e)
+
+    def abandon(self, error: OSError) -> None:
+        if self.file is not None:
+            with contextlib.suppress(OSError):
+                self.file.close()
+            self.file = None
+        self.temporary.unlink(missing_ok=True)
+        warnings.warn(
+            f"{self.path.parent}: the row cache could not be written ({error.strerror or error}); every epoch "
+            "decodes the Parquet files instead, which is slower",
+            stacklevel=3,
+        )
 
     def __exit__(self, kind, error, traceback) -> None:
-        self.file.close()
+        if self.file is None:  # abandoned: nothing to keep
+            return
+        try:
+            self.file.close()
+        except OSError as e:  # the last bytes could not be flushed
+            self.abandon(e)
+            return
         if kind is None and self.temporary.stat().st_size == self.size:
             for old in self.path.parent.glob(f"{self.path.name.rsplit('-', 1)[0]}-*.f64"):
                 if old != self.path:  # the same data before it changed: never read again

@@ -2,6 +2,7 @@
 instead of the files. The same bits as the files' read; written whole or not at all; replaced when a file
 changes; skipped, in one line, where the disk has no room."""
 
+import errno
 import json
 import os
 import pickle
@@ -137,3 +138,28 @@ def test_a_cache_left_by_a_killed_run_is_removed_and_one_in_use_is_read_after_it
     assert np.array_equal(read(pickle.loads(pickle.dumps(in_use))), first_rows)  # a spawned process's copy
     rows.unlink()  # the cache cleared while a run reads it
     assert np.array_equal(read(in_use), first_rows)
+
+
+def test_a_disk_that_fills_while_the_row_cache_is_written_costs_the_cache_not_the_run(tmp_path, cache, monkeypatch):
+    # catches: a full disk ending the pass (and the run) in a traceback, a partial copy left behind
+    write_parts(tmp_path / "data")
+
+    class FillingFile:  # the disk fills at the second group's write
+        def __init__(self, file):
+            self.file, self.writes = file, 0
+
+        def write(self, data):
+            self.writes += 1
+            if self.writes == 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.file.write(data)
+
+        def close(self):
+            self.file.close()
+
+    monkeypatch.setattr(linreg.row_cache, "open", lambda path, mode: FillingFile(open(path, mode)), raising=False)  # noqa: SIM115
+    parts = ParquetParts.open(tmp_path / "data")
+    with pytest.warns(UserWarning, match=r"the row cache could not be written \(No space left on device\)"):
+        summary = summarize(parts, COLUMNS, key=1, threshold=0, row_cache=True)
+    assert summary.mean.shape == (3,) and row_caches(cache) == []  # the pass whole, no cache
+    assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]  # nor a partial copy
