@@ -42,6 +42,7 @@ from linreg.exact_gram import ExactGram
 from linreg.file_stream import split_rows
 from linreg.fingerprint import changed
 from linreg.parquet_parts import ParquetParts
+from linreg.read_buffers import ReadBuffers
 from linreg.row_cache import RowCache, RowCacheWriter, row_cache_writer, write_row_cache
 
 VERSION = 3  # 3: the pass also copies the held-out rows
@@ -143,20 +144,24 @@ def group_pass(
     squared deviations)}, and the ExactGram of the training rows; each group's held-out rows, as read, into
     `heldout` (a folder) if given, and every row, as read, to `cache` (a row cache, the groups in order)."""
     d, gram, statistics = len(columns) - 1, gram_for(parts, columns, center), {}
-    for g in groups:
-        group = parts.groups[g]
-        table = parts.read_group(g, columns)  # (rows, d + 1)
-        if cache is not None:
-            cache.write(table)
-        training, held = split_rows(group, key, threshold)
-        if heldout is not None and len(held):
-            write_heldout(heldout / f"group-{g:09d}.parquet", columns, table[held - group.start])
-        rows = table[training - group.start]  # the training rows
-        mean = rows[:, :d].mean(0) if len(rows) else torch.zeros(d, dtype=torch.float64)
-        deviations = (rows[:, :d] - mean).square().sum(0)
-        statistics[g] = (len(rows), group.rows - len(rows), mean.tolist(), deviations.tolist())
-        if len(rows):
-            gram.update(rows[:, :d], rows[:, d:])
+    buffers = ReadBuffers()  # its helper decodes each group's next columns ahead (ParquetParts.read_group)
+    try:
+        for g in groups:
+            group = parts.groups[g]
+            table = parts.read_group(g, columns, buffers=buffers)  # (rows, d + 1)
+            if cache is not None:
+                cache.write(table)
+            training, held = split_rows(group, key, threshold)
+            if heldout is not None and len(held):
+                write_heldout(heldout / f"group-{g:09d}.parquet", columns, table[held - group.start])
+            rows = table[training - group.start]  # the training rows
+            mean = rows[:, :d].mean(0) if len(rows) else torch.zeros(d, dtype=torch.float64)
+            deviations = (rows[:, :d] - mean).square().sum(0)
+            statistics[g] = (len(rows), group.rows - len(rows), mean.tolist(), deviations.tolist())
+            if len(rows):
+                gram.update(rows[:, :d], rows[:, d:])
+    finally:
+        buffers.close()
     return statistics, gram
 
 
