@@ -162,10 +162,13 @@ def read_exactly(fd: int, into: memoryview, offset: int) -> None:
         done += got
 
 
-def row_cache_writer(path: Path, rows: int, width: int) -> RowCacheWriter | None:
-    """A writer of the row cache at path, or None, said in one warning line, where its disk lacks room."""
+def row_cache_writer(path: Path, rows: int, width: int, say=print) -> RowCacheWriter | None:
+    """A writer of the row cache at path, said in one line (`say`); or None, said in one warning line, where
+    its disk lacks room."""
     size = rows * width * 8
     if room_for(path.parent, size):
+        say(f"writing the row cache once, {size / 1e9:.2f} GB into {path.parent} (reused while the files are "
+            "unchanged; --no-row-cache: none)")  # fmt: skip
         return RowCacheWriter(path, rows, width)
     warnings.warn(
         f"{path.parent}: no room for a row cache of {size / 1e9:.1f} GB and 1 GB to spare; every epoch "

@@ -62,9 +62,12 @@ def test_training_from_the_row_cache_ends_where_training_from_the_files_does(tmp
     args = ["--data", str(tmp_path / "data"), "--target", "y", "--features", "a", "b", "c", "--streaming",
             "--batch-size", "10", "--max-epochs", "2"]  # fmt: skip
     files = train.run([*args, "--no-row-cache", "--logdir", str(tmp_path / "a")])
-    assert row_caches(cache) == []  # --no-row-cache: none written
+    assert row_caches(cache) == [] and "row cache" not in capsys.readouterr().out  # --no-row-cache: none
     rows = train.run([*args, "--logdir", str(tmp_path / "b")])  # the pass is cached: the rows read for the cache
-    assert len(row_caches(cache)) == 1
+    said = [line for line in capsys.readouterr().out.splitlines() if "row cache" in line]
+    assert len(row_caches(cache)) == 1 and len(said) == 1 and str(cache) in said[0]  # where, in one line
+    train.run([*args, "--logdir", str(tmp_path / "c")])
+    assert "row cache" not in capsys.readouterr().out  # reused, not written again
     a, b = (json.loads((run / "summary.json").read_text()) for run in (files, rows))
     assert (a["w"], a["b"], a["val_loss"]) == (b["w"], b["b"], b["val_loss"])
 
