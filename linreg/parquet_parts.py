@@ -159,11 +159,12 @@ class ParquetParts:
         step = max(1, COLUMN_BYTES // (8 * group.rows))
         blocks = [columns[j : j + step] for j in range(0, len(columns), step)]
         with nullcontext(table.select) if table is not None else self.mapped(g) as read:
-            if buffers is None or table is not None:  # one block at a time, on this thread
-                decoded, buffers = map(read, blocks), buffers or ReadBuffers()
-            else:
-                decoded = buffers.decoded(read, blocks)  # the next block decoded while this one is standardized
-            with closing(decoded) if hasattr(decoded, "close") else nullcontext():  # its reads end before the map
+            # with the caller's buffers, the next block is decoded while this one is standardized; a table
+            # given is decoded already
+            ahead = buffers is not None and table is None
+            buffers = buffers if buffers is not None else ReadBuffers()
+            decoded = buffers.decoded(read, blocks, ahead)
+            with closing(decoded):  # its reads end before the map does
                 for j, block in zip(range(0, len(columns), step), decoded, strict=True):
                     self.standardize_into(group, block, by_column[j : j + step], center, scale, j, buffers)
                     del block  # before the next is decoded: two blocks in memory at most

@@ -62,11 +62,11 @@ class ReadBuffers:
             )
         return self.executor
 
-    def decoded(self, read: Callable[[list[str]], object], blocks: list[list[str]]) -> Iterator:
+    def decoded(self, read: Callable[[list[str]], object], blocks: list[list[str]], ahead: bool = True) -> Iterator:
         """read(block) for each block of columns, in order, the next one read on the helper meanwhile: two
-        blocks in memory at a time, not one. The last read is finished before this returns or raises, so
-        that a file's memory map can close after it."""
-        if len(blocks) < 2:
+        blocks in memory at a time, not one (ahead=False: one at a time, on this thread). Closed, it
+        finishes the read it started before it returns, so that a file's memory map can close after it."""
+        if len(blocks) < 2 or not ahead:
             yield from map(read, blocks)
             return
         ahead: Future | None = self.helper().submit(read, blocks[0])

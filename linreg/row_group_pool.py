@@ -12,9 +12,7 @@ speed comes first, and docs/performance.md measures why. linreg-train also leave
 (linreg.cli.a_core_for_the_reader).
 """
 
-import contextlib
 import math
-import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -24,7 +22,7 @@ from torch.utils.data import Dataset
 from linreg.data_files import release_freed_memory
 from linreg.file_stream import MIN_GROUPS
 from linreg.parquet_parts import ParquetParts
-from linreg.read_buffers import ReadBuffers
+from linreg.read_buffers import ReadBuffers, set_thread_priority
 
 ABSENT = -(2**62)  # the shift of a group not in the pool: its rows' pool rows come out negative
 
@@ -181,8 +179,7 @@ def lowest_priority() -> None:
     second thread of those ops makes each of them wait for it, several times over. At the lowest priority
     training keeps its speed, and the reader gets what is left: on a busy 2-core machine that is mostly
     while training waits for it (docs/performance.md measures both). Elsewhere than Linux: nothing."""
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    set_thread_priority(19)
 
 
 def stream_capacity(parts: ParquetParts, window_rows: int) -> int:
