@@ -83,19 +83,13 @@ def summarize(
     heldout = path.with_name(f"{path.stem.replace('summary-', 'heldout-')}-{digest}") if threshold else None
     rows = path.with_name(f"{path.stem.replace('summary-', 'rows-')}-{digest}.f64") if row_cache else None
     rank, world = launched_ranks()
-    if path.exists():
-        try:
-            cached = json.loads(path.read_text())
-            difference = changed(cached["fingerprint"], now)
-            if difference is None:
-                if rows is not None and world == 1 and RowCache.open(rows, parts.num_rows, len(columns)) is None:
-                    writer = row_cache_writer(rows, parts.num_rows, len(columns))
-                    if writer is not None:
-                        write_row_cache(parts, columns, writer)
-                return replace(from_json(cached), heldout=heldout, rows=rows)
-            warnings.warn(f"{parts.source} changed since its cached pass ({difference}): read again", stacklevel=2)
-        except (ValueError, KeyError):  # a damaged cache file is made again
-            pass
+    cached = cached_pass(path, now, parts.source)
+    if cached is not None:
+        if rows is not None and world == 1 and RowCache.open(rows, parts.num_rows, len(columns)) is None:
+            writer = row_cache_writer(rows, parts.num_rows, len(columns))
+            if writer is not None:
+                write_row_cache(parts, columns, writer)
+        return replace(cached, heldout=heldout, rows=rows)
     if world > 1:  # every process of an external launcher at once: each reads its share, all merge all
         summary = shared_pass(parts, columns, key, threshold, center, path, now, rank, world, heldout)
     else:
@@ -108,6 +102,22 @@ def summarize(
     temporary.write_text(json.dumps(to_json(summary) | {"fingerprint": now}))
     os.replace(temporary, path)  # whole or not at all, also with parallel runs writing the same one
     return replace(summary, heldout=heldout, rows=rows)
+
+
+def cached_pass(path: Path, now: dict, source: str) -> Summary | None:
+    """The pass cached at path, if it is of the files as they are now (`now`: their fingerprint); a warning
+    line where they changed since. A damaged cache file is None: the pass is made again."""
+    if not path.exists():
+        return None
+    try:
+        cached = json.loads(path.read_text())
+        difference = changed(cached["fingerprint"], now)
+        if difference is None:
+            return from_json(cached)
+    except (ValueError, KeyError):
+        return None
+    warnings.warn(f"{source} changed since its cached pass ({difference}): read again", stacklevel=3)
+    return None
 
 
 def launched_ranks() -> tuple[int, int]:

@@ -107,13 +107,14 @@ class RowCache:
 
     @classmethod
     def open(cls, path: Path | None, rows: int, width: int) -> "RowCache | None":
+        if path is None:
+            return None
         try:
-            fd = os.open(path, os.O_RDONLY) if path is not None else None
+            fd = os.open(path, os.O_RDONLY)
         except OSError:  # not written (no room, a shared pass), or removed since: the stream reads the files
             return None
-        if fd is None or os.fstat(fd).st_size != rows * width * 8:  # another size: not this data's, whole
-            if fd is not None:
-                os.close(fd)
+        if os.fstat(fd).st_size != rows * width * 8:  # another size: not this data's, whole
+            os.close(fd)
             return None
         return cls(path, width, fd)
 

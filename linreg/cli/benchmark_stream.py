@@ -70,6 +70,8 @@ def reader(folder: str, repeats: int) -> tuple[float, float, float, float]:
 
     from linreg.parquet_parts import COLUMN_BYTES, ParquetParts
     from linreg.read_buffers import ReadBuffers
+    from linreg.row_cache import RowCache
+    from linreg.streamed_file_data import StreamedFileRegressionDataModule
 
     parts = ParquetParts.open(folder)
     center, scale = (
@@ -77,9 +79,6 @@ def reader(folder: str, repeats: int) -> tuple[float, float, float, float]:
         torch.ones(len(parts.names), dtype=torch.float64),
     )
     slot = np.empty((max(g.rows for g in parts.groups), len(parts.names)), dtype=np.float32)  # a pool's slot
-    from linreg.row_cache import RowCache
-    from linreg.streamed_file_data import StreamedFileRegressionDataModule
-
     dm = StreamedFileRegressionDataModule(folder, "y", num_val=0, batch_size=1000)  # the pass, cached by `train`
     rows = RowCache.open(dm.summary.rows, parts.num_rows, len(dm.columns))  # columns: x0, x1, ..., y as parts'
     if rows is None:
