@@ -17,6 +17,7 @@
 - Before training, one pass (`linreg.file_summary`): the standardization's statistics and the closed form.
 """
 
+import bisect
 import itertools
 from collections.abc import Callable, Iterator
 
@@ -173,34 +174,36 @@ class RowGroupSampler(MinibatchSampler):
     def batches(self, first: int) -> Iterator[torch.Tensor]:
         key = derive_seed(self.seed, self.epoch)
         windows = self.windows(key)
-        sizes = torch.tensor([int(self.counts[ws].sum()) for ws in windows], dtype=torch.int64)
-        ends = sizes.cumsum(0)  # (windows,): positions up to the end of each window
-        made: dict[int, torch.Tensor] = {}
-        starts = [0, *ends.tolist()]  # window w holds the epoch's positions [starts[w], starts[w + 1])
+        sizes = [int(self.counts[ws].sum()) for ws in windows]
+        starts = [0, *itertools.accumulate(sizes)]  # window w holds the epoch's positions [starts[w], starts[w + 1])
+        made: dict[int, torch.Tensor] = {}  # window -> its order: the one in use, and the next
 
-        def ahead(step: int) -> tuple[int, list[int]]:  # the window of this rank's step, and the groups to hold
-            w = int(torch.searchsorted(ends, self.bounds(step)[0], right=True)) if step < len(self) else len(windows)
-            return w, [g for v in (w, w + 1) if v < len(windows) for g in self.needed(windows[v], starts[v])]
+        def window_of(step: int) -> int:  # the window of this rank's step (len(windows) past the epoch's end)
+            return bisect.bisect_right(starts, self.bounds(step)[0], 1) - 1 if step < len(self) else len(windows)
 
-        asked, groups = ahead(first)
+        def ahead(w: int) -> list[int]:  # the groups to hold from window w on: its, and the next one's
+            return [g for v in (w, w + 1) if v < len(windows) for g in self.needed(windows[v], starts[v])]
+
+        def order(w: int) -> torch.Tensor:  # window w's order; the windows before it are done with
+            if w not in made:
+                made[w] = self.window(key, w, windows[w], starts[w])
+                for old in [old for old in made if old < w]:
+                    del made[old]
+            return made[w]
+
+        asked = window_of(first)
+        groups = ahead(asked)
         if self.prefetch is not None:
             self.prefetch(groups, now=True)
         for step in range(first, len(self)):
             lo, hi = self.bounds(step)
             parts = []
             if hi > lo:
-                for w in range(int(torch.searchsorted(ends, lo, right=True)), len(windows)):
+                for w in range(window_of(step), len(windows)):
                     if starts[w] >= hi:
                         break
-                    if w not in made:
-                        made[w] = self.window(key, w, windows[w], starts[w])
-                        for old in [old for old in made if old < w]:
-                            del made[old]
-                    parts.append(made[w][max(lo, starts[w]) - starts[w] : min(hi, starts[w + 1]) - starts[w]])
-            if (
-                self.prefetch is not None
-                and int(torch.searchsorted(ends, self.bounds(step + 1)[0], right=True)) > asked
-            ):
-                asked, groups = ahead(step + 1)  # the next minibatch reaches a new window: it, and the one after
-                self.prefetch(groups, now=False)
+                    parts.append(order(w)[max(lo, starts[w]) - starts[w] : min(hi, starts[w + 1]) - starts[w]])
+            if self.prefetch is not None and window_of(step + 1) > asked:
+                asked = window_of(step + 1)  # the next minibatch reaches a new window: it, and the one after
+                self.prefetch(ahead(asked), now=False)
             yield torch.cat(parts) if parts else torch.empty(0, dtype=torch.int64)
