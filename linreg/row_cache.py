@@ -30,6 +30,7 @@ from linreg.read_buffers import ReadBuffers
 
 MARGIN = 1 << 30  # bytes the cache folder keeps free beside a row cache
 CHUNK_BYTES = 1 << 21  # float64 bytes of rows read at a time: a buffer that stays in the core's cache
+FILES = "decodes the Parquet files"  # what an epoch does without a row cache
 
 
 def room_for(folder: Path, size: int) -> bool:
@@ -43,13 +44,13 @@ class RowCacheWriter:
     while writing, or runs writing the same cache at once, never leave a partial cache under its name. A
     write that fails (a disk that filled meanwhile) abandons the cache in one warning line, not the run."""
 
-    def __init__(self, path: Path, rows: int, width: int) -> None:
-        self.path, self.size = path, rows * width * 8
+    def __init__(self, path: Path, rows: int, width: int, itemsize: int = 8, instead: str = FILES) -> None:
+        self.path, self.size, self.instead = path, rows * width * itemsize, instead
         self.temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         self.file = None
 
     def __enter__(self) -> "RowCacheWriter":
-        for left in self.path.parent.glob(f".{self.path.name.rsplit('-', 1)[0]}-*.f64.*.tmp"):
+        for left in self.path.parent.glob(f".{family(self.path)}-*.tmp"):
             pid = left.suffixes[-2][1:]
             if pid.isdigit() and not alive(int(pid)):  # a run killed while writing: gigabytes nobody renames
                 left.unlink(missing_ok=True)
@@ -68,6 +69,17 @@ class RowCacheWriter:
         except OSError as e:
             self.abandon(e)
 
+    def write_at(self, offset: int, array: np.ndarray) -> None:
+        """A contiguous array's bytes at this offset of the file (linreg.training_rows writes two sections)."""
+        if self.file is None:  # abandoned
+            return
+        try:
+            data, done = memoryview(array).cast("B"), 0
+            while done < len(data):
+                done += os.pwrite(self.file.fileno(), data[done:], offset + done)
+        except OSError as e:
+            self.abandon(e)
+
     def abandon(self, error: OSError) -> None:
         if self.file is not None:
             with contextlib.suppress(OSError):
@@ -76,7 +88,7 @@ class RowCacheWriter:
         self.temporary.unlink(missing_ok=True)
         warnings.warn(
             f"{self.path.parent}: the row cache could not be written ({error.strerror or error}); every epoch "
-            "decodes the Parquet files instead, which is slower",
+            f"{self.instead} instead, which is slower",
             stacklevel=3,
         )
 
@@ -89,8 +101,8 @@ class RowCacheWriter:
             self.abandon(e)
             return
         if kind is None and self.temporary.stat().st_size == self.size:
-            for old in self.path.parent.glob(f"{self.path.name.rsplit('-', 1)[0]}-*.f64"):
-                if old != self.path:  # the same data before it changed: never read again
+            for old in self.path.parent.glob(f"{family(self.path)}-*"):
+                if old.name.split(".")[0] != self.path.name.split(".")[0]:  # this data before it changed: unread
                     old.unlink(missing_ok=True)
             os.replace(self.temporary, self.path)
         else:
@@ -142,6 +154,12 @@ class RowCache:
             np.divide(cells[:, d:], scale[d:], out=y[first : first + n], casting="unsafe")
 
 
+def family(path: Path) -> str:
+    """The name of a row cache without the files' digest, `rows-<summary>`: its versions, and its
+    standardized copies (linreg.training_rows), are `rows-<summary>-<digest>.<kind>`."""
+    return path.name.split(".")[0].rsplit("-", 1)[0]
+
+
 def alive(pid: int) -> bool:
     """Whether a process of this id runs (it may be another process that took the id since: then alive)."""
     try:
@@ -173,7 +191,7 @@ def row_cache_writer(path: Path, rows: int, width: int, say=print) -> RowCacheWr
         return RowCacheWriter(path, rows, width)
     warnings.warn(
         f"{path.parent}: no room for a row cache of {size / 1e9:.1f} GB and 1 GB to spare; every epoch "
-        "decodes the Parquet files instead, which is slower (--no-row-cache: never write one)",
+        f"{FILES} instead, which is slower (--no-row-cache: never write one)",
         stacklevel=3,
     )
     return None

@@ -5,7 +5,8 @@
     X, y = stream[rows]               # the global rows (n,), standardized: (n, d), (n, 1); one gather
 
 The sampler (linreg.file_stream.RowGroupSampler) says which groups to read and when; this file holds them.
-A group is read from the row cache (linreg.row_cache) when the stream has one, else from the files.
+A group is read from the row cache's standardized copy (linreg.training_rows) or from the row cache
+(linreg.row_cache) when the stream has one, else from the files: the same bits.
 A gather that needs a group the reading thread has not started reads it itself rather than idle (`wait`).
 The reading thread runs numpy, not torch, at the lowest CPU priority (`lowest_priority`): training's
 speed comes first, and docs/performance.md measures why. linreg-train also leaves it a core of its own
@@ -14,6 +15,7 @@ speed comes first, and docs/performance.md measures why. linreg-train also leave
 
 import math
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import torch
@@ -42,9 +44,9 @@ class RowGroupStream(Dataset):
         self, parts: ParquetParts, columns: list[str], mean, std, device, dtype, capacity: int = 4, rows=None
     ) -> None:
         self.parts, self.columns, self.device, self.dtype = parts, columns, torch.device(device), dtype
-        self.rows = rows  # the parts' row cache (linreg.row_cache.RowCache): read rather than the files, if given
-        self.center = torch.cat([mean.double(), torch.zeros(1, dtype=torch.float64)])  # the target: unchanged
-        self.scale = torch.cat([std.double(), torch.ones(1, dtype=torch.float64)])
+        # read rather than the files, if given: the row cache or its standardized copy (linreg.training_rows)
+        self.rows = rows
+        self.center, self.scale = columns_standardization(mean, std)
         self.capacity, self.width = capacity, max(g.rows for g in parts.groups)  # slots, and rows per slot
         # X (capacity · width, d) and y (capacity · width, 1) of the groups in it: apart, so that a gather's X
         # is contiguous (a column slice of [X, y] would be strided, and each matmul on it slower)
@@ -67,7 +69,7 @@ class RowGroupStream(Dataset):
         rows = slice(slot * self.width, slot * self.width + self.parts.groups[g].rows)
         features, target = self.columns[:-1], self.columns[-1:]
         try:
-            if self.rows is not None:  # the same bits as read_group's (linreg.row_cache)
+            if self.rows is not None:  # the same bits as read_group's (linreg.row_cache, linreg.training_rows)
                 n, d = rows.stop - rows.start, len(features)
                 cpu = self.device.type == "cpu"  # else host rows, copied to the device after
                 X, y = (
@@ -125,7 +127,7 @@ class RowGroupStream(Dataset):
             self.slots[g], self.shifts[g] = slot, slot * self.width - self.parts.groups[g].start
             with self.lock:
                 self.queued += 1
-            self.making[slot] = self.executor.submit(self.read, g, slot)
+            self.making[slot] = self.submit(self.read, g, slot)
 
     def wait(self, slots: list[int]) -> None:
         """Until the groups of these slots (in the order asked for) are read. Those not yet started are read
@@ -152,8 +154,12 @@ class RowGroupStream(Dataset):
             for new, old in zip(pool, self.pool, strict=True):
                 new[: len(old)] = old
         self.pool = pool
+
+    def submit(self, fn: Callable, *args) -> Future:
+        """fn(*args) on the reading thread (started on first use), after what was asked of it before."""
         if self.executor is None:
             self.executor = ThreadPoolExecutor(1, thread_name_prefix="linreg-parquet", initializer=lowest_priority)
+        return self.executor.submit(fn, *args)
 
     def __getitem__(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         rows = rows.cpu()
@@ -170,6 +176,12 @@ class RowGroupStream(Dataset):
         if self.after_gather is not None:
             self.prefetch(self.after_gather)
         return X, y
+
+
+def columns_standardization(mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(center, scale) of the columns, features then target: (d + 1,) float64 each, the target unchanged."""
+    zero, one = torch.zeros(1, dtype=torch.float64), torch.ones(1, dtype=torch.float64)
+    return torch.cat([mean.double(), zero]), torch.cat([std.double(), one])
 
 
 def lowest_priority() -> None:

@@ -10,8 +10,9 @@ in its units, `to_data_units` and the checkpoint's standardization as there. Wha
 - the evaluation after each epoch is the held-out rows alone (the training set is too large to evaluate
   every epoch), read from the pass's copy of them where it is whole; the closed form comes from the
   pass's exact sums, not from a training set in memory;
-- each epoch reads the rows from the pass's row cache (linreg.row_cache) where it is whole, else from the
-  files: the same bits; row_cache=False (--no-row-cache) never writes nor reads one.
+- each epoch reads the rows from the pass's row cache (linreg.row_cache) where it is whole, standardized
+  for the run's dtype once, before training (`prepare_data`, linreg.training_rows), else from the files:
+  the same bits; row_cache=False (--no-row-cache) never writes nor reads one.
 """
 
 import contextlib
@@ -26,8 +27,9 @@ from linreg.file_summary import summarize
 from linreg.parquet_files import checked_parquet_columns
 from linreg.parquet_parts import ParquetParts
 from linreg.row_cache import RowCache
-from linreg.row_group_pool import RowGroupStream, stream_capacity
+from linreg.row_group_pool import RowGroupStream, columns_standardization, stream_capacity
 from linreg.sampler import derive_seed
+from linreg.training_rows import TrainingRows, training_rows
 
 SPLIT_STREAM = -3  # the held-out rows' hash key: the seed's stream, as linreg.file_data's split
 
@@ -74,10 +76,21 @@ class StreamedFileRegressionDataModule(StandardizedFile, RegressionDataModule):
         self.fingerprint = data_fingerprint(source, rows=self.parts.num_rows) if source else read
         self.train_stream = self.val_stream = None
 
+    def prepare_data(self) -> None:
+        """Once per node, before any process sets up: the row cache's copy standardized for training."""
+        self.training_rows(write=True)
+
+    def training_rows(self, write: bool = False) -> TrainingRows | RowCache | None:
+        """What the streams read: the row cache standardized for this run's dtype, else the row cache, else
+        None (the files); linreg.training_rows."""
+        center, scale = columns_standardization(self.mean, self.std)
+        n, width = self.parts.num_rows, len(self.columns)
+        return training_rows(self.summary.rows, n, width, center, scale, self.data_dtype(), write)
+
     def setup(self, stage: str) -> None:
         if self.train_stream is None:
             capacity = stream_capacity(self.parts, self.hparams.window_rows)
-            rows = RowCache.open(self.summary.rows, self.parts.num_rows, len(self.columns))  # None: read the files
+            rows = self.training_rows()
             self.train_stream = RowGroupStream(self.parts, self.columns, self.mean, self.std, self.root_device(),
                                                self.data_dtype(), capacity, rows)  # fmt: skip
             copy = self.heldout_copy()

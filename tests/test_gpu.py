@@ -75,11 +75,13 @@ def test_the_exact_closed_form_on_the_gpu_is_the_cpus_to_the_bit():
 def test_a_stream_fills_its_pool_on_the_gpu_with_the_same_rows_from_the_row_cache_as_from_the_files(
     tmp_path, monkeypatch
 ):
-    # the pool lives on the device; a group read from the row cache goes through host rows of its own
+    # the pool lives on the device; a group read from the row cache, or from its standardized copy, goes
+    # through host rows of its own
     from linreg.file_summary import summarize
     from linreg.parquet_parts import ParquetParts
     from linreg.row_cache import RowCache
-    from linreg.row_group_pool import RowGroupStream
+    from linreg.row_group_pool import RowGroupStream, columns_standardization
+    from linreg.training_rows import TrainingRows, training_rows
     from tests.test_parquet_parts import write_parts
 
     monkeypatch.setenv("LINREG_CACHE", str(tmp_path / "cache"))
@@ -87,8 +89,11 @@ def test_a_stream_fills_its_pool_on_the_gpu_with_the_same_rows_from_the_row_cach
     parts, columns = ParquetParts.open(tmp_path / "data"), ["a", "b", "c", "y"]
     summary = summarize(parts, columns, key=1, threshold=0, row_cache=True)
     cache = RowCache.open(summary.rows, parts.num_rows, len(columns))
+    center, scale = columns_standardization(summary.mean, summary.std)
+    copy = training_rows(summary.rows, parts.num_rows, len(columns), center, scale, torch.float32, write=True)
+    assert isinstance(copy, TrainingRows)
     streams = [RowGroupStream(parts, columns, summary.mean, summary.std, "cuda", torch.float32, 4, rows)
-               for rows in (None, cache)]  # fmt: skip
+               for rows in (None, cache, copy)]  # fmt: skip
     rows = torch.arange(parts.num_rows)
-    (X, y), (X_cached, y_cached) = (stream[rows] for stream in streams)
-    assert X.device.type == "cuda" and torch.equal(X, X_cached) and torch.equal(y, y_cached)
+    (X, y), *others = (stream[rows] for stream in streams)
+    assert X.device.type == "cuda" and all(torch.equal(X, Xo) and torch.equal(y, yo) for Xo, yo in others)

@@ -65,7 +65,8 @@ def test_training_from_the_row_cache_ends_where_training_from_the_files_does(tmp
     assert row_caches(cache) == [] and "row cache" not in capsys.readouterr().out  # --no-row-cache: none
     rows = train.run([*args, "--logdir", str(tmp_path / "b")])  # the pass is cached: the rows read for the cache
     said = [line for line in capsys.readouterr().out.splitlines() if "row cache" in line]
-    assert len(row_caches(cache)) == 1 and len(said) == 1 and str(cache) in said[0]  # where, in one line
+    assert len(row_caches(cache)) == 1 and len(said) == 2 and all(str(cache) in line for line in said)  # where
+    assert said[0].startswith("writing the row cache once") and said[1].startswith("standardizing the row cache")
     train.run([*args, "--logdir", str(tmp_path / "c")])
     assert "row cache" not in capsys.readouterr().out  # reused, not written again
     a, b = (json.loads((run / "summary.json").read_text()) for run in (files, rows))

@@ -13,7 +13,8 @@ that the machine's drift falls on streamed and in-memory runs alike):
 - the reader alone (linreg.parquet_parts.read_group into float32 rows, standardized, as a stream reads
   each group into its slot), and its decoding alone (the memory-mapped blocks of columns it decodes),
   against pyarrow's own ParquetFile.read_row_group of the same groups (the fastest of --repeats each);
-  and a stream's read of the same rows from the row cache (linreg.row_cache), from the page cache;
+  and a stream's read of the same rows from the row cache standardized for float32 training
+  (linreg.training_rows), from the page cache;
 - the row groups read in an epoch by 2 processes, simulated in one (RowGroupSampler and RowGroupStream
   per rank), against the groups there are.
 """
@@ -63,15 +64,15 @@ def train(folder: str, logdir: str, path: str) -> tuple[float, float, float, flo
 def reader(folder: str, repeats: int) -> tuple[float, float, float, float]:
     """Seconds to read every group: pyarrow's read_row_group, the stream's whole read (into float32 rows,
     standardized), its decoding alone (the memory-mapped blocks of columns read_group decodes), and the
-    stream's read of the rows from the row cache that `train` left."""
+    stream's read of the rows from the standardized row cache that `train` left."""
     import numpy as np
     import pyarrow.parquet as pq
     import torch
 
     from linreg.parquet_parts import COLUMN_BYTES, ParquetParts
     from linreg.read_buffers import ReadBuffers
-    from linreg.row_cache import RowCache
     from linreg.streamed_file_data import StreamedFileRegressionDataModule
+    from linreg.training_rows import TrainingRows
 
     parts = ParquetParts.open(folder)
     center, scale = (
@@ -80,9 +81,10 @@ def reader(folder: str, repeats: int) -> tuple[float, float, float, float]:
     )
     slot = np.empty((max(g.rows for g in parts.groups), len(parts.names)), dtype=np.float32)  # a pool's slot
     dm = StreamedFileRegressionDataModule(folder, "y", num_val=0, batch_size=1000)  # the pass, cached by `train`
-    rows = RowCache.open(dm.summary.rows, parts.num_rows, len(dm.columns))  # columns: x0, x1, ..., y as parts'
-    if rows is None:
-        sys.exit(f"{folder}: no row cache")
+    rows = dm.training_rows()  # standardized for float32 by `train` (columns: x0, x1, ..., y, as the parts')
+    if not isinstance(rows, TrainingRows):
+        sys.exit(f"{folder}: no standardized row cache")
+    X, y = np.empty_like(slot[:, :-1]), np.empty_like(slot[:, -1:])  # a pool keeps X and y apart, each contiguous
     arrow, ours, decoding, cached, buffers = [], [], [], [], ReadBuffers()
     for _ in range(repeats):
         start = time.perf_counter()
@@ -103,8 +105,7 @@ def reader(folder: str, repeats: int) -> tuple[float, float, float, float]:
         decoding.append(time.perf_counter() - start)
         start = time.perf_counter()
         for group in parts.groups:
-            X = slot[: group.rows, :-1]  # a pool keeps X and y apart: each contiguous
-            rows.read_into(group.start, X, slot[: group.rows, -1:], center, scale, buffers)
+            rows.read_into(group.start, X[: group.rows], y[: group.rows], center, scale, buffers)
         cached.append(time.perf_counter() - start)
     buffers.close()
     return min(arrow), min(ours), min(decoding), min(cached)
@@ -171,6 +172,6 @@ def measure(repeats: int) -> None:
             arrow, ours, decoding, cached = reader(folders[name], repeats)
             seconds = f"({ours:.3f} s vs {arrow:.3f} s; its decoding alone {arrow / decoding:.2f}, {decoding:.3f} s)"
             print(f"{name}: the reader runs at {arrow / ours:.2f} of pyarrow's read_row_group {seconds}")
-            print(f"{name}: the stream reads the row cache at {arrow / cached:.2f} x that ({cached:.3f} s)")
+            print(f"{name}: the stream reads its standardized rows at {arrow / cached:.2f} x that ({cached:.3f} s)")
         reads, groups = group_reads(folders["1m"], 2)
         print(f"1m: 2 processes read {reads} row groups in an epoch, {reads / groups:.2f} x the {groups} there are")
