@@ -143,13 +143,15 @@ class RowGroupStream(Dataset):
                 self.making.pop(slot).result()
 
     def allocate(self) -> None:
-        """The pool, with `capacity` slots: the groups already in it keep their slots."""
+        """The pool, with `capacity` slots: the groups already in it keep their slots. Zeroed, so that its pages
+        are the process's from here on: reads into fresh pages take two to three times as long, their page
+        faults included (docs/performance.md). A stream's DataModule allocates it in setup, before training."""
         for future in self.making.values():
             future.result()
         self.making = {}
         with torch.inference_mode(False):  # a normal tensor, also when first used by an evaluation
             size, d = self.capacity * self.width, len(self.columns) - 1
-            pool = tuple(torch.empty(size, k, dtype=self.dtype, device=self.device) for k in (d, 1))
+            pool = tuple(torch.zeros(size, k, dtype=self.dtype, device=self.device) for k in (d, 1))
         if self.pool is not None:
             for new, old in zip(pool, self.pool, strict=True):
                 new[: len(old)] = old

@@ -93,6 +93,7 @@ class StreamedFileRegressionDataModule(StandardizedFile, RegressionDataModule):
             rows = self.training_rows()
             self.train_stream = RowGroupStream(self.parts, self.columns, self.mean, self.std, self.root_device(),
                                                self.data_dtype(), capacity, rows)  # fmt: skip
+            self.train_stream.allocate()  # its pages touched here, as the in-memory data's are: not in an epoch
             copy = self.heldout_copy()
             self.val_stream = RowGroupStream(copy or self.parts, self.columns, self.mean, self.std, self.root_device(),
                                              self.data_dtype(), 4, None if copy else rows)  # fmt: skip
