@@ -109,6 +109,19 @@ class ExactGram:
         self.R = triangle(torch.cat([self.R, other.R.to(self.device)]))
         self.rows += other.rows
 
+    def to_json(self) -> dict:
+        """What JSON keeps of it, every digit (Python ints): linreg.file_summary caches the pass's."""
+        self.spill()
+        keep = {"exponents": self.exponents, "bias": self.bias, "rows": self.rows, "spilled": self.spilled.tolist()}
+        return keep | {name: getattr(self, name).tolist() for name in ("center", "scale", "R")}
+
+    @classmethod
+    def from_json(cls, saved: dict) -> "ExactGram":
+        center, scale, R = (torch.tensor(saved[name], dtype=torch.float64) for name in ("center", "scale", "R"))
+        gram = cls(saved["exponents"], center, scale, bias=saved["bias"])
+        gram.rows, gram.R, gram.spilled = saved["rows"], R, np.array(saved["spilled"], dtype=object)
+        return gram
+
     def exact(self) -> tuple[np.ndarray, list[int]]:
         """The Gram matrix of [X, 1, y] exactly: G[i, j] · 2^(shift[i] + shift[j]), G a (k, k) array of ints."""
         self.spill()

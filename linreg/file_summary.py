@@ -35,7 +35,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from linreg.exact_gram import ExactGram
@@ -204,7 +203,7 @@ def shared_pass(
     share = path.with_name(f"{path.stem}.{rank}-of-{world}.json")
     share.parent.mkdir(parents=True, exist_ok=True)
     temporary = share.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_text(json.dumps({"fingerprint": now, "statistics": statistics, "gram": gram_to_json(gram)}))
+    temporary.write_text(json.dumps({"fingerprint": now, "statistics": statistics, "gram": gram.to_json()}))
     os.replace(temporary, share)
     for other in (r for r in range(world) if r != rank):
         theirs, deadline, saved = (
@@ -221,7 +220,7 @@ def shared_pass(
         if saved is None:  # not come: read here
             more, extra = group_pass(parts, columns, key, threshold, center, range(other, G, world), heldout)
         else:
-            more, extra = {int(g): tuple(v) for g, v in saved["statistics"].items()}, gram_from_json(saved["gram"])
+            more, extra = {int(g): tuple(v) for g, v in saved["statistics"].items()}, ExactGram.from_json(saved["gram"])
         statistics.update(more)
         gram.merge(extra)
     return combine(statistics, gram, center)
@@ -239,34 +238,12 @@ def write_heldout(path: Path, columns: list[str], rows: torch.Tensor) -> None:
     os.replace(temporary, path)
 
 
-def gram_to_json(gram: ExactGram) -> dict:
-    gram.spill()
-    return {
-        "exponents": gram.exponents,
-        "center": gram.center.tolist(),
-        "scale": gram.scale.tolist(),
-        "bias": gram.bias,
-        "rows": gram.rows,
-        "R": gram.R.tolist(),
-        "spilled": gram.spilled.tolist(),
-    }  # fmt: skip  (Python ints: JSON keeps every digit)
-
-
-def gram_from_json(saved: dict) -> ExactGram:
-    f64 = torch.float64
-    center, scale = torch.tensor(saved["center"], dtype=f64), torch.tensor(saved["scale"], dtype=f64)
-    gram = ExactGram(saved["exponents"], center, scale, bias=saved["bias"])
-    gram.rows, gram.R = saved["rows"], torch.tensor(saved["R"], dtype=f64)
-    gram.spilled = np.array(saved["spilled"], dtype=object)
-    return gram
-
-
 def to_json(summary: Summary) -> dict:
     counts = {name: getattr(summary, name).tolist() for name in ("train_counts", "val_counts")}
-    return {"mean": summary.mean.tolist(), "std": summary.std.tolist(), "gram": gram_to_json(summary.gram)} | counts
+    return {"mean": summary.mean.tolist(), "std": summary.std.tolist(), "gram": summary.gram.to_json()} | counts
 
 
 def from_json(state: dict) -> Summary:
     mean, std = (torch.tensor(state[name], dtype=torch.float64) for name in ("mean", "std"))
     counts = (torch.tensor(state[name], dtype=torch.int64) for name in ("train_counts", "val_counts"))
-    return Summary(mean, std, *counts, gram_from_json(state["gram"]))
+    return Summary(mean, std, *counts, ExactGram.from_json(state["gram"]))
