@@ -11,7 +11,7 @@ events, `summary.json` and `checkpoints/last.ckpt`. `--verbose` adds Lightning's
 ends with one line on stderr and exit status 2, before Lightning is even imported where the flags and
 files alone show it; a diverging run ends with exit status 1.
 
-This file parses and checks; `linreg.runner` builds the Trainer and runs it.
+This file parses (its checks: linreg.cli.train_checks); `linreg.runner` builds the Trainer and runs it.
 """
 
 import argparse
@@ -22,7 +22,6 @@ from linreg.cli import (
     USER_ERRORS,
     Parser,
     a_core_for_the_reader,
-    data_file,
     fail,
     finite,
     hardware,
@@ -32,7 +31,8 @@ from linreg.cli import (
     stopped_in_one_line,
 )
 from linreg.cli.hardware import ACCELERATORS, PRECISIONS
-from linreg.errors import CheckpointError, DataError, StorageError, UsageError
+from linreg.cli.train_checks import check, no_ignored_flags
+from linreg.errors import CheckpointError, StorageError
 from linreg.lr_schedules import SCHEDULES
 from linreg.stop_signals import StopSignals
 
@@ -137,81 +137,6 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
         for action in p.flags.values():  # the actions add_argument returned: no default, so absent unless given
             action.default = argparse.SUPPRESS
     return p
-
-
-def check(args: argparse.Namespace) -> None:
-    """Reject what would fail later, or silently misbehave, with one line naming the flag or the file."""
-    positive = {"--batch-size": args.batch_size, "--lr": args.lr, "--num-examples": args.num_examples}
-    positive |= {"--log-every-n-steps": args.log_every_n_steps, "--max-epochs": args.max_epochs}
-    positive |= {"--num-nodes": args.num_nodes}
-    if args.steps_per_execution != "auto":
-        positive |= {"--steps-per-execution": args.steps_per_execution}
-    for flag, value in positive.items():
-        if not value > 0:
-            raise UsageError(f"{flag} must be positive, got {value}")
-    non_negative = {"--num-val": args.num_val or 0, "--noise": args.noise, "--init-std": args.init_std}
-    non_negative |= {"--weight-decay": args.weight_decay}
-    non_negative |= {"--checkpoint-every-n-steps": args.checkpoint_every_n_steps}
-    non_negative |= {"--checkpoint-every-seconds": args.checkpoint_every_seconds}
-    for flag, value in non_negative.items():
-        if not value >= 0:
-            raise UsageError(f"{flag} must not be negative, got {value}")
-    for flag, value in (
-        ("--lr-step-size", args.lr_step_size),
-        ("--lr-gamma", args.lr_gamma),
-        ("--power-t", args.power_t),
-    ):
-        if value is not None and not value > 0:
-            raise UsageError(f"{flag} must be positive, got {value}")
-    if args.early_stopping is not None and args.early_stopping < 1:
-        raise UsageError(f"--early-stopping is a number of evaluations, at least 1: got {args.early_stopping}")
-    held_out = args.num_val if args.num_val is not None or args.data is None else args.val_fraction
-    if args.early_stopping is not None and held_out == 0:
-        raise UsageError("--early-stopping watches val/loss: it needs held-out rows (--num-val, --val-fraction)")
-    if args.max_steps == 0 or args.max_steps < -1:
-        raise UsageError(f"--max-steps must be positive, or -1 for no limit: got {args.max_steps}")
-    if args.num_features is not None and args.num_features <= 0:
-        raise UsageError(f"--num-features must be positive, got {args.num_features}")
-    if args.true_w is not None and args.num_features is not None and len(args.true_w) not in (1, args.num_features):
-        raise UsageError(f"--num-features {args.num_features} disagrees with the {len(args.true_w)} values of --true-w")
-    if args.data is not None and args.target is None:
-        raise UsageError("--data needs --target, the column to predict")
-    if args.implementation == "concise" and args.loss != "squared":
-        raise UsageError(f"--implementation concise is the book's nn.MSELoss: not with --loss {args.loss}")
-    if not args.huber_delta > 0:
-        raise UsageError(f"--huber-delta must be positive, got {args.huber_delta}")
-    if not 0 <= args.outliers < 1:
-        raise UsageError(f"--outliers is a fraction of the training labels, in [0, 1): got {args.outliers}")
-    if args.outliers > 0 and (args.data is not None or args.streaming):
-        raise UsageError("--outliers corrupts synthetic labels held in memory: not with --data or --streaming")
-    if args.streaming and args.sort_by_label:
-        raise UsageError("--streaming makes synthetic data batch by batch: not with --sort-by-label")
-    if args.data is not None:
-        data_file("--data", args.data, DataError)
-    if args.resume is not None:
-        readable_file("--resume", args.resume, CheckpointError)
-    hardware.accelerator_available("--accelerator", args.accelerator)
-
-
-# The flags that describe synthetic data, and those that pick a file's columns: given with the other kind
-# of data they would be ignored, and recorded in hparams as if used.
-SYNTHETIC_ONLY = ("num_examples", "true_w", "true_b", "num_features", "noise", "sort_by_label", "outliers",
-                  "outlier_scale")  # fmt: skip
-FILE_ONLY = ("target", "features", "val_fraction", "memory_budget", "no_row_cache")
-SCHEDULE_ONLY = {"lr_step_size": "step", "lr_gamma": "step", "power_t": "invscaling"}  # the schedule each shapes
-
-
-def no_ignored_flags(args: argparse.Namespace, explicit: argparse.Namespace) -> None:
-    """UsageError for a flag on the command line (`explicit`) that the run would ignore."""
-    for name, schedule in SCHEDULE_ONLY.items():
-        if name in vars(explicit) and args.lr_schedule != schedule:
-            flag = "--" + name.replace("_", "-")
-            raise UsageError(f"{flag} applies to --lr-schedule {schedule}: it would be ignored; leave it out")
-    given = [name for name in (FILE_ONLY if args.data is None else SYNTHETIC_ONLY) if name in vars(explicit)]
-    if given:
-        flag = "--" + given[0].replace("_", "-")
-        why = "applies to --data only" if args.data is None else "describes synthetic data, not a --data file"
-        raise UsageError(f"{flag} {why}: it would be ignored; leave it out")
 
 
 def checked(argv: list[str] | None) -> tuple[argparse.Namespace, dict | None]:
