@@ -9,13 +9,15 @@ Every epoch, a stream reads each row group it trains on (linreg.row_group_pool).
 that is a decode by Arrow, a standardization, and a transpose into rows: on 2 cores, as much CPU as
 training itself (docs/performance.md). From this cache, a group is one contiguous read, from the page
 cache while the files fit in it, and the same standardization: the same bits as read_group's, for each
-cell is (x − mean) / std in float64, rounded once into the training dtype, as there.
+cell is (x − mean) / std in float64, rounded once into the training dtype, as there. Its standardized
+copy for the run's dtype (linreg.training_rows), made from it once before training, spares the epochs
+even that arithmetic; the stream reads this cache itself where the copy has no room.
 
 It costs disk, 8 bytes per cell (about the size of the Parquet files of random float64 data; more where
 they compress well): it is written only where the cache folder keeps room for it and a margin
 (`room_for`), and never by the processes of a shared pass (each reads a share). A cache of other files or
-columns is another name; one of these files before they changed is removed when the new one is written,
-and so is the temporary copy of a run killed while writing one.
+columns is another name; one of these files before they changed, and its standardized copies, are
+removed when the new one is written, and so is the temporary copy of a run killed while writing one.
 """
 
 import contextlib

@@ -78,9 +78,9 @@ class StreamedFileRegressionDataModule(StandardizedFile, RegressionDataModule):
 
     def prepare_data(self) -> None:
         """Once per node, before any process sets up: the row cache's copy standardized for training."""
-        self.training_rows(write=True)
+        self.stream_rows(write=True)
 
-    def training_rows(self, write: bool = False) -> TrainingRows | RowCache | None:
+    def stream_rows(self, write: bool = False) -> TrainingRows | RowCache | None:
         """What the streams read: the row cache standardized for this run's dtype, else the row cache, else
         None (the files); linreg.training_rows."""
         center, scale = columns_standardization(self.mean, self.std)
@@ -90,7 +90,7 @@ class StreamedFileRegressionDataModule(StandardizedFile, RegressionDataModule):
     def setup(self, stage: str) -> None:
         if self.train_stream is None:
             capacity = stream_capacity(self.parts, self.hparams.window_rows)
-            rows = self.training_rows()
+            rows = self.stream_rows()
             self.train_stream = RowGroupStream(self.parts, self.columns, self.mean, self.std, self.root_device(),
                                                self.data_dtype(), capacity, rows)  # fmt: skip
             self.train_stream.allocate()  # its pages touched here, as the in-memory data's are: not in an epoch

@@ -81,7 +81,7 @@ def reader(folder: str, repeats: int) -> tuple[float, float, float, float]:
     )
     slot = np.empty((max(g.rows for g in parts.groups), len(parts.names)), dtype=np.float32)  # a pool's slot
     dm = StreamedFileRegressionDataModule(folder, "y", num_val=0, batch_size=1000)  # the pass, cached by `train`
-    rows = dm.training_rows()  # standardized for float32 by `train` (columns: x0, x1, ..., y, as the parts')
+    rows = dm.stream_rows()  # standardized for float32 by `train` (columns: x0, x1, ..., y, as the parts')
     if not isinstance(rows, TrainingRows):
         sys.exit(f"{folder}: no standardized row cache")
     X, y = np.empty_like(slot[:, :-1]), np.empty_like(slot[:, -1:])  # a pool keeps X and y apart, each contiguous
