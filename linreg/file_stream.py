@@ -36,6 +36,8 @@ LANES = 8  # runs of a global batch's slots, each fed from its own part of the w
 def split_rows(group, key: int, threshold: int) -> tuple[torch.Tensor, torch.Tensor]:
     """A row group's (training rows, held-out rows), as global row numbers: (m,), (rows - m,) int64."""
     rows = torch.arange(group.start, group.start + group.rows)
+    if threshold == 0:  # none held out
+        return rows, rows[:0]
     held = held_out(rows, key, threshold)
     return rows[~held], rows[held]
 
@@ -156,7 +158,8 @@ class RowGroupSampler(MinibatchSampler):
             return rows
         # lane ℓ's positions, in order, take its run of rows shuffled. Lane ℓ holds slots [a, b) of every
         # global batch of G slots: its k-th position from the start of the window's first batch is that
-        # batch's position (k // (b - a)) · G + a + k mod (b - a); the window starts `offset` into that batch
+        # batch's position (k // (b - a)) · G + a + k mod (b - a), element k of the (batches, b - a) grid
+        # below; the window starts `offset` into that batch
         G, firsts = self.batch_size * self.num_replicas, self.lane_firsts()
         offset, order, begin = start % G, torch.empty_like(rows), 0
         for lane, count in enumerate(self.lane_counts(start, len(rows))):
@@ -167,8 +170,9 @@ class RowGroupSampler(MinibatchSampler):
             begin += count
             a, width = firsts[lane], firsts[lane + 1] - firsts[lane]
             skipped = min(max(offset - a, 0), width)  # its positions in the first batch before the window
-            k = torch.arange(skipped, skipped + count)
-            order[(k // width) * G + a + k % width - offset] = run
+            batches = -(-(skipped + count) // width)
+            grid = (torch.arange(batches) * G + (a - offset)).unsqueeze(1) + torch.arange(width)  # (batches, b - a)
+            order[grid.reshape(-1)[skipped : skipped + count]] = run
         return order
 
     def batches(self, first: int) -> Iterator[torch.Tensor]:
