@@ -99,14 +99,18 @@ class RowCacheWriter:
             return
         try:
             self.file.close()
-        except OSError as e:  # the last bytes could not be flushed
-            self.abandon(e)
+            whole = kind is None and self.temporary.stat().st_size == self.size
+        except OSError as e:  # the last bytes not flushed; or the copy removed meanwhile, as a killed run's
+            self.abandon(e)  # by a run on another machine sharing the cache folder, where this pid is not alive
             return
-        if kind is None and self.temporary.stat().st_size == self.size:
+        if whole:
             for old in self.path.parent.glob(f"{family(self.path)}-*"):
                 if old.name.split(".")[0] != self.path.name.split(".")[0]:  # this data before it changed: unread
                     old.unlink(missing_ok=True)
-            os.replace(self.temporary, self.path)
+            try:
+                os.replace(self.temporary, self.path)
+            except OSError as e:  # removed meanwhile, as above
+                self.abandon(e)
         else:
             self.temporary.unlink(missing_ok=True)
 

@@ -167,3 +167,19 @@ def test_a_disk_that_fills_while_the_row_cache_is_written_costs_the_cache_not_th
         summary = summarize(parts, COLUMNS, key=1, threshold=0, row_cache=True)
     assert summary.mean.shape == (3,) and row_caches(cache) == []  # the pass whole, no cache
     assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]  # nor a partial copy
+
+
+def test_a_copy_removed_while_it_is_written_costs_the_cache_not_the_run(tmp_path, cache, monkeypatch):
+    # another machine sharing the cache folder removes it, taking this run's pid for a killed run's there.
+    # Catches: FileNotFoundError out of the pass (and the run) where the copy is renamed into place
+    write_parts(tmp_path / "data")
+    write = linreg.row_cache.RowCacheWriter.write
+
+    def removed_after(self, table):
+        write(self, table)
+        self.temporary.unlink(missing_ok=True)
+
+    monkeypatch.setattr(linreg.row_cache.RowCacheWriter, "write", removed_after)
+    with pytest.warns(UserWarning, match="the row cache could not be written"):
+        summary = summarize(ParquetParts.open(tmp_path / "data"), COLUMNS, key=1, threshold=0, row_cache=True)
+    assert summary.mean.shape == (3,) and row_caches(cache) == []
