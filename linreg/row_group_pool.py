@@ -2,7 +2,7 @@
 
     stream = RowGroupStream(parts, columns, mean, std, "cpu", torch.float32, capacity)
     stream.prefetch([3, 7])           # read groups 3 and 7 into the pool on the background thread
-    X, y = stream[rows]               # the global rows (n,), standardized: (n, d), (n, 1); one gather
+    X, y = stream[rows]               # the global rows (n,) or a slice of them, standardized: (n, d), (n, 1)
 
 The sampler (linreg.file_stream.RowGroupSampler) says which groups to read and when; this file holds them.
 A group is read from the row cache's standardized copy (linreg.training_rows) or from the row cache
@@ -163,8 +163,9 @@ class RowGroupStream(Dataset):
             self.executor = ThreadPoolExecutor(1, thread_name_prefix="linreg-parquet", initializer=lowest_priority)
         return self.executor.submit(fn, *args)
 
-    def __getitem__(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = rows.cpu()
+    def __getitem__(self, rows: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        # a slice: global rows [start, stop), as linreg.block_loading indexes with a resumed epoch's empty block
+        rows = torch.arange(rows.start, rows.stop) if isinstance(rows, slice) else rows.cpu()
         groups = torch.searchsorted(self.parts.starts, rows, right=True) - 1  # (n,)
         at = rows + self.shifts.index_select(0, groups)  # (n,): rows of the pool; negative: not there
         if bool((at < 0).any()):  # not all read ahead (a resumed epoch, the held-out rows): read now
