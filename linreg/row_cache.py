@@ -105,7 +105,8 @@ class RowCacheWriter:
             return
         if whole:
             for old in self.path.parent.glob(f"{family(self.path)}-*"):
-                if old.name.split(".")[0] != self.path.name.split(".")[0]:  # this data before it changed: unread
+                # this data before it changed: never read again (a folder, a held-out copy, is left as it is)
+                if old.name.split(".")[0] != self.path.name.split(".")[0] and not old.is_dir():
                     old.unlink(missing_ok=True)
             try:
                 os.replace(self.temporary, self.path)

@@ -29,7 +29,7 @@ from linreg.parquet_parts import ParquetParts
 from linreg.row_cache import RowCache
 from linreg.row_group_pool import RowGroupStream, columns_standardization, stream_capacity
 from linreg.sampler import derive_seed
-from linreg.training_rows import TrainingRows, training_rows
+from linreg.training_rows import TrainingRows, training_rows, training_rows_path, write_standardized_parts
 
 SPLIT_STREAM = -3  # the held-out rows' hash key: the seed's stream, as linreg.file_data's split
 
@@ -77,8 +77,10 @@ class StreamedFileRegressionDataModule(StandardizedFile, RegressionDataModule):
         self.train_stream = self.val_stream = None
 
     def prepare_data(self) -> None:
-        """Once per node, before any process sets up: the row cache's copy standardized for training."""
+        """Once per node, before any process sets up: the row cache, and the held-out rows' copy,
+        standardized for this run's dtype (linreg.training_rows)."""
         self.stream_rows(write=True)
+        self.heldout_rows(self.heldout_copy(), write=True)
 
     def stream_rows(self, write: bool = False) -> TrainingRows | RowCache | None:
         """What the streams read: the row cache standardized for this run's dtype, else the row cache, else
@@ -94,9 +96,22 @@ class StreamedFileRegressionDataModule(StandardizedFile, RegressionDataModule):
             self.train_stream = RowGroupStream(self.parts, self.columns, self.mean, self.std, self.root_device(),
                                                self.data_dtype(), capacity, rows)  # fmt: skip
             self.train_stream.allocate()  # its pages touched here, as the in-memory data's are: not in an epoch
-            copy = self.heldout_copy()
+            copy = self.heldout_copy()  # read from its standardized rows, or decoded; else the data's groups
+            val_rows = self.heldout_rows(copy) if copy else rows
             self.val_stream = RowGroupStream(copy or self.parts, self.columns, self.mean, self.std, self.root_device(),
-                                             self.data_dtype(), 4, None if copy else rows)  # fmt: skip
+                                             self.data_dtype(), 4, val_rows)  # fmt: skip
+
+    def heldout_rows(self, copy: ParquetParts | None, write: bool = False) -> TrainingRows | None:
+        """The held-out copy's rows standardized for this run's dtype, where whole (written first where
+        `write`); None: the copy's Parquet files are decoded after each epoch (and with --no-row-cache)."""
+        if copy is None or not self.hparams.row_cache:
+            return None
+        center, scale = columns_standardization(self.mean, self.std)
+        dtype, d = self.data_dtype(), len(self.columns) - 1
+        path = training_rows_path(self.summary.heldout, center, scale, dtype)
+        if (ready := TrainingRows.open(path, copy.num_rows, d, dtype)) is not None or not write:
+            return ready
+        return write_standardized_parts(copy, self.columns, path, center, scale, dtype)
 
     def heldout_copy(self) -> ParquetParts | None:
         """The pass's copy of the held-out rows (linreg.file_summary), if it is whole: their rows alone,

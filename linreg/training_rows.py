@@ -15,11 +15,15 @@ It is named by the row cache's name, the dtype, and a hash of the center and sca
 it goes with the row cache when the files change (linreg.row_cache.RowCacheWriter). Disk: 4 bytes a cell
 in float32, 8 in float64, beside the row cache's 8. Where there is no room, or the disk fills while it is
 written, one warning line says so and the stream standardizes the row cache's rows as it reads them.
+
+The pass's copy of the held-out rows (Parquet, linreg.file_summary), read after every epoch, gets the same
+standardized file, made from it (`write_standardized_parts`): `heldout-<summary>-<digest>.<dtype>-<hash>`.
 """
 
 import hashlib
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -91,27 +95,55 @@ def training_rows(
 def write_training_rows(
     raw: RowCache, path: Path, rows: int, d: int, center, scale, dtype: torch.dtype, say=print
 ) -> TrainingRows | None:
-    """The standardized copy of the row cache, written from it group of rows by group of rows and renamed
-    into place when whole; None, in one warning line, where its disk lacks room or fills meanwhile."""
+    """The standardized copy of the row cache, written from it ROWS_AT_A_TIME rows at a time."""
+    X = torch.empty(ROWS_AT_A_TIME, d, dtype=dtype).numpy()  # (step, d), (step, 1): reused chunk after chunk
+    y = torch.empty(ROWS_AT_A_TIME, 1, dtype=dtype).numpy()
+
+    def chunks(buffers: ReadBuffers) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        for start in range(0, rows, ROWS_AT_A_TIME):
+            n = min(ROWS_AT_A_TIME, rows - start)
+            raw.read_into(start, X[:n], y[:n], center, scale, buffers)
+            yield start, X[:n], y[:n]
+
+    return written(path, rows, d, dtype, chunks, "the row cache", STANDARDIZES, say)
+
+
+def write_standardized_parts(
+    parts, columns: list[str], path: Path, center, scale, dtype: torch.dtype, say=print
+) -> TrainingRows | None:
+    """The same layout made from Parquet parts, a group at a time (ParquetParts.read_group standardizes
+    them as a stream does): for the pass's copy of the held-out rows, read after every epoch."""
+    d = len(columns) - 1
+
+    def chunks(buffers: ReadBuffers) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        for g, group in enumerate(parts.groups):
+            cells = parts.read_group(g, columns, dtype, center, scale, buffers=buffers).numpy()  # (rows, d + 1)
+            yield group.start, np.ascontiguousarray(cells[:, :d]), np.ascontiguousarray(cells[:, d:])
+
+    return written(path, parts.num_rows, d, dtype, chunks, "the held-out rows", "decodes their Parquet copy", say)
+
+
+def written(
+    path: Path, rows: int, d: int, dtype: torch.dtype, chunks, what: str, instead: str, say
+) -> TrainingRows | None:
+    """The file at path from chunks(buffers) → (first row, X (n, d), y (n, 1)), under a temporary name
+    renamed into place when whole; None, in one warning line, where its disk lacks room or fills meanwhile
+    (`instead`: what the epochs do then)."""
     size, name = rows * (d + 1) * dtype.itemsize, str(dtype).removeprefix("torch.")
     if not room_for(path.parent, size):
         warnings.warn(
-            f"{path.parent}: no room for a {name} copy of the row cache, {size / 1e9:.1f} GB and 1 GB to spare; "
-            f"every epoch {STANDARDIZES} instead, which is slower",
-            stacklevel=3,
+            f"{path.parent}: no room for a {name} copy of {what}, {size / 1e9:.1f} GB and 1 GB to spare; "
+            f"every epoch {instead} instead, which is slower",
+            stacklevel=4,
         )
         return None
-    say(f"standardizing the row cache once for {name} training, {size / 1e9:.2f} GB into {path.parent}")
-    X = torch.empty(ROWS_AT_A_TIME, d, dtype=dtype).numpy()  # (step, d), (step, 1): reused chunk after chunk
-    y = torch.empty(ROWS_AT_A_TIME, 1, dtype=dtype).numpy()
+    say(f"standardizing {what} once for {name} training, {size / 1e9:.2f} GB into {path.parent}")
     buffers = ReadBuffers()
     try:
-        with RowCacheWriter(path, rows, d + 1, dtype.itemsize, instead=STANDARDIZES) as writer:
-            for start in range(0, rows, ROWS_AT_A_TIME):
-                n = min(ROWS_AT_A_TIME, rows - start)
-                raw.read_into(start, X[:n], y[:n], center, scale, buffers)
-                writer.write_at(start * d * dtype.itemsize, X[:n])
-                writer.write_at((rows * d + start) * dtype.itemsize, y[:n])
+        with RowCacheWriter(path, rows, d + 1, dtype.itemsize, instead=instead) as writer:
+            for start, X, y in chunks(buffers):
+                writer.write_at(start * d * dtype.itemsize, X)
+                writer.write_at((rows * d + start) * dtype.itemsize, y)
     finally:
         buffers.close()
     return TrainingRows.open(path, rows, d, dtype)

@@ -115,3 +115,30 @@ def test_a_disk_that_fills_while_the_copy_is_written_costs_the_copy_not_the_run(
         *_, rows = prepared(tmp_path)
     assert isinstance(rows, RowCache) and standardized(cache) == []
     assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_the_held_out_rows_standardized_copy_is_the_same_bits_as_their_parquet_copy(tmp_path, cache, capsys):
+    # catches: held-out rows in another order than their copy's, y at a wrong offset, a copy written with
+    # --no-row-cache, a copy made for float32 read by a float64 run
+    from linreg.streamed_file_data import StreamedFileRegressionDataModule
+
+    write_parts(tmp_path / "data", sizes=(1000, 700, 313), row_group_size=300)
+    args = ["--data", str(tmp_path / "data"), "--target", "y", "--features", "a", "b", "c", "--streaming",
+            "--batch-size", "10", "--max-epochs", "1", "--val-fraction", "0.3"]  # fmt: skip
+    train.run([*args, "--no-row-cache", "--logdir", str(tmp_path / "a")])
+    assert not list(cache.glob("heldout-*.float*"))  # --no-row-cache: none
+    for precision, dtype in (("32-true", torch.float32), ("64-true", torch.float64)):
+        train.run([*args, "--precision", precision, "--logdir", str(tmp_path / precision)])
+        dm = StreamedFileRegressionDataModule(str(tmp_path / "data"), "y", ["a", "b", "c"], val_fraction=0.3)
+        dm.data_dtype = lambda dtype=dtype: dtype
+        copy = dm.heldout_copy()
+        rows = dm.heldout_rows(copy)
+        assert isinstance(rows, TrainingRows) and copy.num_rows == dm.num_val > 0
+        center, scale = columns_standardization(dm.mean, dm.std)
+        for g, group in enumerate(copy.groups):
+            X, y = torch.empty(group.rows, 3, dtype=dtype).numpy(), torch.empty(group.rows, 1, dtype=dtype).numpy()
+            rows.read_into(group.start, X, y, center, scale, ReadBuffers())
+            files = copy.read_group(g, COLUMNS, dtype, center, scale).numpy()
+            assert np.array_equal(X, files[:, :3]) and np.array_equal(y, files[:, 3:])
+    said = capsys.readouterr().out
+    assert said.count("standardizing the held-out rows once for float32") == 1 and "for float64" in said
