@@ -16,7 +16,7 @@ from linreg.file_summary import summarize
 from linreg.parquet_parts import ParquetParts
 from linreg.read_buffers import ReadBuffers
 from linreg.row_cache import RowCache
-from linreg.row_group_pool import columns_standardization
+from linreg.row_group_pool import RowGroupStream, columns_standardization
 from linreg.training_rows import TrainingRows, training_rows, training_rows_path
 from tests.conftest import command
 from tests.test_parquet_parts import write_parts
@@ -140,5 +140,9 @@ def test_the_held_out_rows_standardized_copy_is_the_same_bits_as_their_parquet_c
             rows.read_into(group.start, X, y, center, scale, ReadBuffers())
             files = copy.read_group(g, COLUMNS, dtype, center, scale).numpy()
             assert np.array_equal(X, files[:, :3]) and np.array_equal(y, files[:, 3:])
+        stream = RowGroupStream(copy, COLUMNS, dm.mean, dm.std, "cpu", dtype, 4, rows)
+        pooled = stream[torch.arange(7, copy.num_rows)]  # through the pool: each group read whole, gathered
+        ranged = stream[slice(7, copy.num_rows)]  # as the evaluation asks: read straight from the file
+        assert all(torch.equal(a, b) for a, b in zip(pooled, ranged, strict=True)) and len(ranged[0]) > 7
     said = capsys.readouterr().out
     assert said.count("standardizing the held-out rows once for float32") == 1 and "for float64" in said
