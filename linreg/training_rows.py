@@ -56,6 +56,8 @@ class TrainingRows:
     def read_into(self, start: int, X: np.ndarray, y: np.ndarray, center=None, scale=None, buffers=None) -> None:
         """Rows [start, start + len(X)) into X (n, d) and y (n, 1), C-contiguous, in the file's dtype. center
         and scale are the ones it was made with (its name holds their hash): taken to be read as a RowCache."""
+        if len(X) == 0:  # no rows (a resumed epoch's empty block): nothing to read, and no view to cast
+            return
         if self.fd is None:
             self.fd = os.open(self.path, os.O_RDONLY)
         read_exactly(self.fd, memoryview(X).cast("B"), start * self.d * X.itemsize)
