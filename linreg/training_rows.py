@@ -17,7 +17,9 @@ in float32, 8 in float64, beside the row cache's 8. Where there is no room, or t
 written, one warning line says so and the stream standardizes the row cache's rows as it reads them.
 
 The pass's copy of the held-out rows (Parquet, linreg.file_summary), read after every epoch, gets the same
-standardized file, made from it (`write_standardized_parts`): `heldout-<summary>-<digest>.<dtype>-<hash>`.
+standardized file, made from it (`write_standardized_parts`): `heldout-<summary>-<digest>.<dtype>-<hash>`,
+which the evaluation reads a range at a time (linreg.row_group_pool's `read_range`); without it, the
+evaluation decodes the copy.
 """
 
 import hashlib

@@ -1,7 +1,8 @@
 """The row cache's copy standardized for training (linreg.training_rows): what a stream's epochs read. The
 same bits as a group read from the files; named by the dtype and the standardization; gone with the row
 cache when a file changes; never read partial; skipped, in one warning line, where the disk has no room or
-fills, and the stream then standardizes the row cache's rows as it reads them."""
+fills, and the stream then standardizes the row cache's rows as it reads them. The held-out rows' copy gets
+the same, and the evaluation reads it a range at a time to the same bits."""
 
 import errno
 import json
