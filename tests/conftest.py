@@ -26,6 +26,14 @@ def command(name: str) -> ModuleType:
 
 
 @pytest.fixture
+def cache(tmp_path, monkeypatch) -> Path:
+    """$LINREG_CACHE in this test's own folder: the pass, row caches and conversions of streamed data.
+    Modules of streamed data use it for every test: `pytestmark = pytest.mark.usefixtures("cache")`."""
+    monkeypatch.setenv("LINREG_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture
 def make_trainer(tmp_path):
     """A real Trainer on one CPU device, without progress bar, checkpoints or logger unless asked."""
 

@@ -26,9 +26,7 @@ train = command("train")
 predict = command("predict")
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LINREG_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("cache")  # tests/conftest.py: a cache folder of each test's own
 
 
 def module(folder, **kwargs) -> StreamedFileRegressionDataModule:

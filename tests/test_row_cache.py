@@ -25,10 +25,7 @@ train = command("train")
 COLUMNS = ["a", "b", "c", "y"]
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LINREG_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+pytestmark = pytest.mark.usefixtures("cache")  # tests/conftest.py: a cache folder of each test's own
 
 
 def row_caches(folder) -> list:

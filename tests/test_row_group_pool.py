@@ -4,11 +4,14 @@ never read."""
 
 import threading
 
+import pytest
 import torch
 
 from linreg.row_group_pool import RowGroupStream
-from tests.test_file_stream import cache, module  # noqa: F401 (cache: a fixture)
+from tests.test_file_stream import module
 from tests.test_parquet_parts import write_parts
+
+pytestmark = pytest.mark.usefixtures("cache")  # tests/conftest.py: a cache folder of each test's own
 
 
 def blocked_stream(dm, calls: list, release_after: int) -> tuple[RowGroupStream, threading.Event, threading.Event]:

@@ -19,17 +19,10 @@ from linreg.read_buffers import ReadBuffers
 from linreg.row_cache import RowCache
 from linreg.row_group_pool import RowGroupStream, columns_standardization
 from linreg.training_rows import TrainingRows, training_rows, training_rows_path
-from tests.conftest import command
 from tests.test_parquet_parts import write_parts
+from tests.test_row_cache import COLUMNS, train
 
-train = command("train")
-COLUMNS = ["a", "b", "c", "y"]
-
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LINREG_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+pytestmark = pytest.mark.usefixtures("cache")  # tests/conftest.py: a cache folder of each test's own
 
 
 def standardized(folder) -> list:
